@@ -1,0 +1,1 @@
+"""The `aero` command line: thin typer commands over the library."""

@@ -1,0 +1,80 @@
+"""The `aero` entry point: global options, command registration, and the error
+boundary that turns a `UserError` into one red line and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from aeromancy import __version__
+from aeromancy.cli import init, repro
+from aeromancy.errors import AeromancyError, UserError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="aero",
+    help="Reproducible ML and data pipelines: code, data, runtime and params "
+    "tracked as one fingerprint.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("init")(init.command)
+app.command("repro")(repro.command)
+
+_debug = {"on": os.environ.get("AERO_DEBUG", "") not in ("", "0")}
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"aero {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log what happens and show tracebacks."
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print Aeromancy's version and exit.",
+    ),
+) -> None:
+    if verbose:
+        _debug["on"] = True
+    logging.basicConfig(
+        level=logging.DEBUG if _debug["on"] else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Run `aero`; a user error becomes one line on stderr and its exit code."""
+    try:
+        app()
+    except UserError as exc:
+        if _debug["on"]:
+            raise
+        _fail(exc.message, exc.exit_code)
+    except AeromancyError as exc:  # a bug: an error we raised without a user line
+        if _debug["on"]:
+            raise
+        _fail(f"internal error: {exc} (rerun with -v for the traceback)", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> None:
+    from aeromancy.console import err
+
+    err().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    sys.exit(code)

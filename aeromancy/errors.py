@@ -1,0 +1,76 @@
+"""Every error Aeromancy raises on purpose.
+
+The tree::
+
+    AeromancyError                  root; anything else escaping is a bug
+    └── UserError                   one line for the user, exit code 1
+        ├── ConfigError             pyproject.toml or [tool.aeromancy] is wrong
+        ├── ProjectError            not inside a project, or the project is broken
+        ├── ScaffoldError           `aero init` cannot render or adopt
+        ├── RemoteError             the DVC remote is malformed or unreachable
+        ├── PipelineError           DVC refused the pipeline (unknown stage...)
+        └── StageFailedError        a stage's command exited non-zero; carries its code
+
+The CLI turns a `UserError` into one red line on stderr and its `exit_code`;
+the traceback is shown only with `-v` or `AERO_DEBUG=1`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AeromancyError",
+    "ConfigError",
+    "PipelineError",
+    "ProjectError",
+    "RemoteError",
+    "ScaffoldError",
+    "StageFailedError",
+    "UserError",
+]
+
+
+class AeromancyError(Exception):
+    """Root of every error Aeromancy raises on purpose."""
+
+
+class UserError(AeromancyError):
+    """Something the user can fix; the message is one line and says how."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        # A message is one line: the CLI prints it as it is.
+        super().__init__(" ".join(message.split("\n")))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(UserError):
+    """The project's pyproject.toml or its `[tool.aeromancy]` table is wrong."""
+
+
+class ProjectError(UserError):
+    """Not inside an Aeromancy project, or the project is incomplete."""
+
+
+class ScaffoldError(UserError):
+    """`aero init` cannot render a new project or adopt an existing one."""
+
+
+class RemoteError(UserError):
+    """The DVC remote is malformed, unreachable or refuses access."""
+
+
+class PipelineError(UserError):
+    """DVC refused the pipeline: an unknown stage, a broken dvc.yaml."""
+
+
+class StageFailedError(UserError):
+    """A stage's command exited non-zero; the CLI exits with the same code."""
+
+    def __init__(self, stage: str, returncode: int) -> None:
+        super().__init__(f"stage '{stage}' failed with exit code {returncode}")
+        self.stage = stage
+        self.exit_code = returncode if 0 < returncode < 256 else 1

@@ -1,0 +1,137 @@
+"""Pipeline: run a project's DVC DAG one stage at a time.
+
+DVC plans the DAG and decides, stage by stage, whether anything changed;
+Aeromancy hooks in around each stage (DVC's `repro_fn`), so it sees every stage
+as it finishes and can act on it before the next one starts. Data DVC has
+already hashed is never hashed again here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aeromancy._dvc import open_repo
+from aeromancy.errors import PipelineError, StageFailedError
+
+__all__ = ["StageResult", "reproduce"]
+
+log = logging.getLogger(__name__)
+
+RAN = "ran"
+UP_TO_DATE = "up to date"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage of a pipeline run: its name, what happened, how long it took."""
+
+    name: str
+    status: str
+    seconds: float
+
+
+Hook = Callable[[str, str], None]
+Report = Callable[[StageResult], None]
+
+
+def reproduce(
+    root: Path,
+    targets: Sequence[str] = (),
+    *,
+    force: bool = False,
+    on_start: Hook | None = None,
+    on_done: Report | None = None,
+) -> list[StageResult]:
+    """Reproduce `targets` (the whole pipeline when empty) with DVC, on the host.
+
+    `on_start` gets a stage's name and command before DVC looks at it, `on_done`
+    its result once DVC is finished with it. A failing stage raises `StageFailedError` with
+    the command's exit code, after `on_done` has seen it as failed.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo.reproduce import _reproduce_stage
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    if not targets and not (root / "dvc.yaml").exists():
+        raise PipelineError(
+            f"no dvc.yaml in {root}; add a stage with `dvc stage add` first"
+        )
+
+    results: list[StageResult] = []
+
+    def run_one(stage: Any, **kwargs: Any) -> Any:
+        name = stage.addressing
+        if on_start:
+            on_start(name, getattr(stage, "cmd", None) or "")
+        began = time.perf_counter()
+        try:
+            ran = _reproduce_stage(stage, **kwargs)
+        except StageCmdFailedError as exc:
+            _finish(results, on_done, name, FAILED, began)
+            raise StageFailedError(name, _exit_code(exc)) from exc
+        except DvcException as exc:
+            _finish(results, on_done, name, FAILED, began)
+            raise PipelineError(f"stage '{name}' cannot run: {exc}") from exc
+        _finish(results, on_done, name, RAN if ran else UP_TO_DATE, began)
+        return ran
+
+    with open_repo(root) as repo:
+        resolved = [_resolve(root, target) for target in targets]
+        _check_targets(repo, resolved, targets)
+        try:
+            repo.reproduce(
+                resolved or [str(root / "dvc.yaml")], force=force, repro_fn=run_one
+            )
+        except DvcException as exc:
+            if isinstance(exc.__cause__, (StageFailedError, PipelineError)):
+                raise exc.__cause__ from exc
+            raise PipelineError(f"dvc refused the pipeline: {exc}") from exc
+    return results
+
+
+def _finish(
+    results: list[StageResult],
+    on_done: Report | None,
+    name: str,
+    status: str,
+    began: float,
+) -> None:
+    result = StageResult(name, status, time.perf_counter() - began)
+    results.append(result)
+    if on_done:
+        on_done(result)
+
+
+def _resolve(root: Path, target: str) -> str:
+    """A stage name means the project's dvc.yaml wherever `aero` runs from;
+    a path (`sub/dvc.yaml:stage`, `data/x.dvc`) is the user's, relative to here."""
+    if "/" in target or ":" in target or target.endswith((".dvc", ".yaml")):
+        return target
+    return f"{root / 'dvc.yaml'}:{target}"
+
+
+def _check_targets(repo: Any, resolved: Sequence[str], targets: Sequence[str]) -> None:
+    """Name an unknown target the way the user typed it."""
+    from dvc.exceptions import DvcException
+
+    for path, target in zip(resolved, targets, strict=True):
+        try:
+            repo.stage.collect(path)
+        except DvcException:
+            known = ", ".join(sorted(s.addressing for s in repo.index.stages)) or "none"
+            raise PipelineError(
+                f"unknown stage '{target}' in dvc.yaml (stages: {known})"
+            ) from None
+
+
+def _exit_code(exc: Exception) -> int:
+    # DVC keeps the code only in its message: "failed to run: CMD, exited with N".
+    match = re.search(r"exited with (-?\d+)", str(exc))
+    return int(match.group(1)) if match else 1

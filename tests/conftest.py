@@ -1,0 +1,173 @@
+"""Fixtures shared by every test: a pinned environment, real git + DVC repos,
+a real S3 endpoint, and a way to drive `aero` as a user would.
+
+Nothing here is mocked: repos are real git and DVC repositories in tmp, the S3
+endpoint is moto's threaded server on 127.0.0.1, the CLI runs for real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+
+@pytest.fixture(autouse=True)
+def pinned_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Pin everything a test could pick up from the machine or the user."""
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Aero Test\n\temail = aero@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
+    )
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "WANDB_", "MLFLOW_", "DVC_", "GIT_", "AERO_")):
+            monkeypatch.delenv(name)
+    settings = {
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(home / "wandb"),
+        "WANDB_CACHE_DIR": str(home / "wandb-cache"),
+        "WANDB_DATA_DIR": str(home / "wandb-data"),
+        "WANDB_CONFIG_DIR": str(home / "wandb-config"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
+        "TERM": "dumb",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return home
+
+
+@dataclass
+class Result:
+    """What one `aero` invocation did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def run_aero(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """Run `aero ARGS` in a subprocess, exactly as a user's shell would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aeromancy", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def aero() -> type[Result]:
+    """`aero(*args, cwd=...)`: the CLI in a subprocess (see `run_aero`)."""
+    return run_aero  # type: ignore[return-value]
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """A real git + DVC repository with one committed stage, not yet Aeromancy's."""
+    root = tmp_path / "existing"
+    root.mkdir()
+    git(root, "init", "--quiet")
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--quiet"], cwd=root, check=True
+    )
+    (root / "dvc.yaml").write_text(
+        "stages:\n  hello:\n    cmd: echo hello > hello.txt\n"
+        "    outs:\n      - hello.txt\n"
+    )
+    (root / "README.md").write_text("an existing project\n")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "existing")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A freshly scaffolded Aeromancy project (host runtime, no tracker)."""
+    root = tmp_path / "demo"
+    result = run_aero("init", str(root), "--runtime", "host", "--tracker", "none")
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
+@dataclass
+class S3:
+    """A real S3 endpoint (moto's threaded server) and a bucket in it."""
+
+    endpoint: str
+    bucket: str
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: str) -> S3:
+    """An empty S3 endpoint with the bucket `aero-test`; reset between tests."""
+    import urllib.request
+
+    import boto3
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{s3_server}/moto-api/reset", method="POST")
+    ).close()
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="aero-test")
+    return S3(endpoint=s3_server, bucket="aero-test")
