@@ -52,8 +52,9 @@ def reproduce(
     """Reproduce `targets` (the whole pipeline when empty) with DVC, on the host.
 
     `on_start` gets a stage's name and command before DVC looks at it, `on_done`
-    its result once DVC is finished with it. A failing stage raises `StageFailedError` with
-    the command's exit code, after `on_done` has seen it as failed.
+    its result once DVC is finished with it. A failing stage raises
+    `StageFailedError` with the command's exit code, after `on_done` has seen it
+    as failed.
     """
     from dvc.exceptions import DvcException
     from dvc.repo.reproduce import _reproduce_stage
