@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aeromancy.data import Remote
 from aeromancy.errors import UserError
 
 __all__ = [
@@ -24,8 +25,11 @@ __all__ = [
     "SUCCEEDED",
     "RunRecord",
     "UnknownRunError",
+    "list_runs",
+    "load",
     "new_run_id",
     "now",
+    "save",
 ]
 
 SUCCEEDED = "succeeded"
@@ -100,3 +104,112 @@ def new_run_id(when: dt.datetime | None = None) -> str:
 def now() -> str:
     """The current UTC time, ISO 8601 with seconds."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def save(root: Path, record: RunRecord, remote: Remote | None) -> str:
+    """Write `record` to the local index and, when given, to the remote.
+
+    Returns where the remote copy lives (or the local path without a remote).
+    The local copy is written first, so a remote failure never loses a record.
+    """
+    text = record.to_json()
+    local = root / LOCAL_INDEX / f"{record.run_id}.json"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(local, text)
+    if remote is None:
+        return str(local)
+    return _remote_put(remote, f"{REMOTE_PREFIX}/{record.run_id}.json", text)
+
+
+def load(root: Path, remote: Remote | None, run_id: str) -> RunRecord:
+    """The record of `run_id` (or of the one run whose id starts with it)."""
+    records = {r.run_id: r for r in list_runs(root, remote)}
+    if run_id in records:
+        return records[run_id]
+    matches = [rid for rid in records if rid.startswith(run_id)]
+    if len(matches) == 1:
+        return records[matches[0]]
+    if matches:
+        raise UnknownRunError(
+            f"run id '{run_id}' is ambiguous ({len(matches)} runs start with it: "
+            f"{', '.join(sorted(matches)[:3])}...); give more of it"
+        )
+    raise UnknownRunError(
+        f"no run '{run_id}' in {LOCAL_INDEX} or the remote; "
+        "`aero runs list` shows the known runs"
+    )
+
+
+def list_runs(root: Path, remote: Remote | None) -> list[RunRecord]:
+    """Every known run, local and remote, newest first."""
+    found: dict[str, RunRecord] = {}
+    for path in sorted((root / LOCAL_INDEX).glob("*.json")):
+        record = RunRecord.from_json(path.read_text(encoding="utf-8"), str(path))
+        found[record.run_id] = record
+    if remote is not None:
+        for key, text in _remote_records(remote, set(found)):
+            record = RunRecord.from_json(text, key)
+            found.setdefault(record.run_id, record)
+            # Cache what the remote had, so the next listing is local.
+            _write_atomic(root / LOCAL_INDEX / f"{record.run_id}.json", text)
+    return sorted(found.values(), key=lambda r: (r.started, r.run_id), reverse=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _remote_put(remote: Remote, key: str, text: str) -> str:
+    if not remote.is_s3:
+        target = Path(remote.url) / key
+        _write_atomic(target, text)
+        return str(target)
+    full = f"{remote.prefix}/{key}" if remote.prefix else key
+    _s3_client(remote).put_object(
+        Bucket=remote.bucket, Key=full, Body=text.encode("utf-8")
+    )
+    return f"s3://{remote.bucket}/{full}"
+
+
+def _remote_records(remote: Remote, known: set[str]) -> list[tuple[str, str]]:
+    """(where, text) of each remote record whose id is not in `known`."""
+    if not remote.is_s3:
+        folder = Path(remote.url) / REMOTE_PREFIX
+        paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return [
+            (str(p), p.read_text(encoding="utf-8"))
+            for p in paths
+            if p.stem not in known
+        ]
+    client = _s3_client(remote)
+    prefix = (
+        f"{remote.prefix}/{REMOTE_PREFIX}/" if remote.prefix else f"{REMOTE_PREFIX}/"
+    )
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=remote.bucket, Prefix=prefix
+    ):
+        for item in page.get("Contents", []):
+            run_id = item["Key"].rsplit("/", 1)[-1].removesuffix(".json")
+            if run_id in known:
+                continue
+            body = client.get_object(Bucket=remote.bucket, Key=item["Key"])["Body"]
+            found.append((f"s3://{remote.bucket}/{item['Key']}", body.read().decode()))
+    return found
+
+
+def _s3_client(remote: Remote) -> Any:
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    session = boto3.session.Session(
+        profile_name=remote.profile, region_name=remote.region
+    )
+    return session.client(
+        "s3",
+        endpoint_url=remote.endpoint,
+        config=BotoConfig(connect_timeout=5, retries={"max_attempts": 3}),
+    )

@@ -1,0 +1,108 @@
+"""`aero runs`: list, show and compare run records; sync offline tracker runs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.tree import Tree
+
+    from aeromancy.data import Remote
+
+app = typer.Typer(
+    help="List, show and compare tracked runs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+
+
+def _project() -> tuple[Path, Remote | None]:
+    from aeromancy import config, data
+
+    root = config.find_root()
+    settings = config.load(root)
+    if not settings.remote.url:
+        return root, None
+    remote = data.parse_remote(
+        settings.remote.url,
+        settings.remote.endpoint,
+        settings.remote.region,
+        settings.remote.profile,
+    )
+    return root, remote
+
+
+@app.command("list")
+def list_command(as_json: JsonFlag = False) -> None:
+    """Every tracked run of the project, newest first (local index and remote)."""
+    from rich.table import Table
+
+    from aeromancy import runs
+    from aeromancy.console import out
+
+    root, remote = _project()
+    records = runs.list_runs(root, remote)
+    if as_json:
+        out().print_json(json.dumps([json.loads(r.to_json()) for r in records]))
+        return
+    table = Table("run", "stage", "status", "started", "fingerprint", "commit")
+    for record in records:
+        table.add_row(
+            record.run_id,
+            record.stage,
+            record.status,
+            record.started,
+            record.fingerprint_digest[:12],
+            record.commit[:12],
+        )
+    out().print(table)
+
+
+@app.command("show")
+def show_command(run_id: str, as_json: JsonFlag = False) -> None:
+    """One run record: fingerprint, outputs, params, timings, tracker link."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from aeromancy import runs
+    from aeromancy.console import out
+
+    root, remote = _project()
+    record = runs.load(root, remote, run_id)
+    if as_json:
+        out().print(record.to_json(), end="", markup=False, highlight=False)
+        return
+    tree = Tree(Text(f"run {record.run_id}  stage {record.stage}  {record.status}"))
+    tree.add(Text(f"command: {record.command}"))
+    tree.add(
+        Text(f"started {record.started}, ended {record.ended}, exit {record.exit_code}")
+    )
+    tree.add(Text(f"fingerprint {record.fingerprint_digest}"))
+    _add_mapping(tree.add(Text("fingerprint tree")), record.fingerprint)
+    _add_mapping(tree.add(Text("outputs")), record.outputs)
+    if record.tracker:
+        _add_mapping(tree.add(Text("tracker")), record.tracker)
+    if record.rerun_of:
+        tree.add(Text(f"rerun of {record.rerun_of}"))
+    out().print(tree, markup=False)
+
+
+def _add_mapping(branch: Tree, value: object) -> None:
+    from rich.text import Text
+
+    if not isinstance(value, dict):
+        branch.add(Text(str(value)))
+        return
+    for key in sorted(value):
+        child = value[key]
+        if isinstance(child, dict):
+            _add_mapping(branch.add(Text(str(key))), child)
+        else:
+            branch.add(Text(f"{key}: {child}"))
