@@ -42,7 +42,7 @@ def test_json_round_trip_is_canonical() -> None:
 
 
 def test_damaged_record_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="r.json is not a valid run record"):
+    with pytest.raises(UserError, match=r"r\.json is not a valid run record"):
         runs.RunRecord.from_json("{not json", "r.json")
 
 
