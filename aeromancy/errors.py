@@ -6,6 +6,7 @@ The tree::
     └── UserError                   one line for the user, exit code 1
         ├── ConfigError             pyproject.toml or [tool.aeromancy] is wrong
         ├── ProjectError            not inside a project, or the project is broken
+        ├── DirtyTreeError          a tracked run met uncommitted changes; names them
         ├── ScaffoldError           `aero init` cannot render or adopt
         ├── RemoteError             the DVC remote is malformed or unreachable
         ├── PipelineError           DVC refused the pipeline (unknown stage...)
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "AeromancyError",
     "ConfigError",
+    "DirtyTreeError",
     "PipelineError",
     "ProjectError",
     "RemoteError",
@@ -53,6 +55,11 @@ class ConfigError(UserError):
 
 class ProjectError(UserError):
     """Not inside an Aeromancy project, or the project is incomplete."""
+
+
+class DirtyTreeError(UserError):
+    """The work tree has changes a tracked run cannot record; the message names
+    each path with its state and says how to make the tree clean."""
 
 
 class ScaffoldError(UserError):

@@ -1,17 +1,37 @@
 """Code state: the git repository a project lives in.
 
 Thin wrappers over the `git` command line, which is always present where
-Aeromancy runs and is faster to start than any binding.
+Aeromancy runs and is faster to start than any binding. A tracked run needs a
+clean tree (`require_clean`, which names every offending path) and records the
+commit it ran from (`code_state`).
 """
 
 from __future__ import annotations
 
+import enum
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aeromancy.errors import UserError
+from aeromancy.errors import DirtyTreeError, UserError
+from aeromancy.redact import redact_url
 
-__all__ = ["GitError", "commit_paths", "git", "head_commit", "init_repo", "is_repo"]
+__all__ = [
+    "CodeState",
+    "DirtyPath",
+    "GitError",
+    "PathState",
+    "code_state",
+    "commit_paths",
+    "dirty_paths",
+    "git",
+    "head_commit",
+    "init_repo",
+    "is_repo",
+    "require_clean",
+]
 
 
 class GitError(UserError):
@@ -63,3 +83,261 @@ def _explain(args: tuple[str, ...], stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else "no message"
     return f"`git {' '.join(args[:2])}` failed: {last}"
+
+
+class PathState(str, enum.Enum):
+    """Why a path keeps the tree from being clean."""
+
+    MODIFIED = "modified"
+    STAGED = "staged"
+    DELETED = "deleted"
+    UNTRACKED = "untracked"
+    RENAMED = "renamed"
+    UNMERGED = "unmerged"
+    SUBMODULE = "dirty submodule"
+    DATASET_MODIFIED = "dataset modified"
+    DATASET_MISSING = "dataset missing"
+
+
+#: Files whose change alters what a pipeline does, named as such in messages.
+_ROLES = {"params.yaml": "params", "dvc.yaml": "pipeline", "dvc.lock": "DVC lock"}
+
+
+@dataclass(frozen=True)
+class DirtyPath:
+    """One path that keeps the tree from being clean.
+
+    Attributes:
+        path: relative to the repository root, with `/` separators; an untracked
+            folder ends with `/`.
+        state: what is wrong with it.
+        detail: more about the state: the old path of a rename, what changed in
+            a submodule, or the role of a pipeline file (params, DVC lock...).
+    """
+
+    path: str
+    state: PathState
+    detail: str = ""
+
+    def __str__(self) -> str:
+        detail = f", {self.detail}" if self.detail else ""
+        return f"{self.path} ({self.state.value}{detail})"
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """Where the code of a run comes from.
+
+    Attributes:
+        commit: the full hash of HEAD.
+        branch: the checked-out branch, None on a detached HEAD.
+        remote_url: the URL of the branch's remote (or `origin`, or the first
+            remote) without credentials; None with no remote.
+        on_remote: whether some remote-tracking branch contains HEAD, so that
+            someone else can check the commit out.
+    """
+
+    commit: str
+    branch: str | None
+    remote_url: str | None
+    on_remote: bool
+
+    def node(self) -> dict[str, Any]:
+        """The `code` node of a fingerprint: commit and remote."""
+        return {"commit": self.commit, "remote": self.remote_url}
+
+
+def dirty_paths(root: Path, *, repo: Any = None) -> list[DirtyPath]:
+    """Every path that keeps the tree at `root` from being clean, sorted by path.
+
+    Git's view (one `git status --porcelain=v2 -z`) covers modified, staged,
+    deleted, untracked (not ignored), renamed and unmerged files and dirty
+    submodules, including `params.yaml`, `dvc.yaml`, `dvc.lock` and the
+    `.gitignore` entries DVC writes. DVC's view covers datasets: a path tracked
+    by a `.dvc` file whose workspace content differs from it. DVC's state
+    database spares unchanged files from being hashed again.
+
+    Args:
+        root: the top of the git work tree.
+        repo: an open `dvc.repo.Repo` for `root` to reuse; one is opened (and
+            closed) when needed otherwise.
+    """
+    out = git(
+        root,
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--untracked-files=normal",
+        "--ignore-submodules=none",
+    )
+    found = list(_parse_status(out))
+    found += _dataset_changes(root, repo)
+    return sorted(found, key=lambda dirty: (dirty.path, dirty.state.value))
+
+
+def require_clean(root: Path, *, repo: Any = None) -> None:
+    """Raise `DirtyTreeError` naming each offending path unless the tree is clean.
+
+    Args:
+        root: the top of the git work tree.
+        repo: an open `dvc.repo.Repo` to reuse (see `dirty_paths`).
+    """
+    dirty = dirty_paths(root, repo=repo)
+    if not dirty:
+        return
+    shown = ", ".join(str(d) for d in dirty)
+    raise DirtyTreeError(
+        f"the tree has uncommitted changes: {shown}; {_fix(dirty)}, then rerun"
+    )
+
+
+def code_state(root: Path) -> CodeState:
+    """The commit, branch and remote of the repository at `root`."""
+    commit, branch, upstream = _branch_info(root)
+    if commit is None:
+        raise GitError(f"{root} has no commit yet; commit the project first")
+    remotes = _remote_urls(root)
+    name = upstream.split("/", 1)[0] if upstream else None
+    if name not in remotes:
+        name = "origin" if "origin" in remotes else min(remotes, default=None)
+    url = redact_url(remotes[name]) if name else None
+    contained = git(root, "branch", "-r", "--contains", commit, "--format=%(refname)")
+    return CodeState(commit, branch, url, bool(contained.strip()))
+
+
+def _parse_status(out: str) -> Iterator[DirtyPath]:
+    fields = iter(out.split("\0"))
+    for entry in fields:
+        kind, _, rest = entry.partition(" ")
+        if kind == "?":
+            yield _named(rest, PathState.UNTRACKED)
+        elif kind == "u":
+            yield _named(rest.split(" ", 9)[-1], PathState.UNMERGED)
+        elif kind == "2":
+            parts = rest.split(" ", 8)
+            yield DirtyPath(parts[-1], PathState.RENAMED, f"from {next(fields)}")
+        elif kind == "1":
+            parts = rest.split(" ", 7)
+            yield _changed(parts[0], parts[1], parts[-1])
+
+
+def _changed(xy: str, sub: str, path: str) -> DirtyPath:
+    """A `1` entry of porcelain v2: `xy` is index and work tree state, `sub`
+    the submodule flags (`S<commit><modified><untracked>`)."""
+    if sub.startswith("S") and xy[0] == ".":
+        what = [
+            text
+            for flag, text in zip(
+                sub[1:],
+                ("new commits", "modified content", "untracked content"),
+                strict=False,
+            )
+            if flag != "."
+        ]
+        return DirtyPath(path, PathState.SUBMODULE, ", ".join(what))
+    if "D" in xy:
+        return _named(path, PathState.DELETED)
+    if xy[1] != ".":
+        return _named(path, PathState.MODIFIED)
+    return _named(path, PathState.STAGED)
+
+
+def _named(path: str, state: PathState) -> DirtyPath:
+    return DirtyPath(path, state, _ROLES.get(path.rsplit("/", 1)[-1], ""))
+
+
+def _dataset_changes(root: Path, repo: Any) -> list[DirtyPath]:
+    """Datasets (outputs of `.dvc` files) whose workspace differs from their
+    `.dvc` file, as DVC's own `status` reports them."""
+    listed = git(root, "ls-files", "-z", "--", "*.dvc")
+    targets = [str(root / path) for path in listed.split("\0") if path]
+    if not targets:
+        return []
+    if repo is not None:
+        return _from_status(root, repo.status(targets=targets))
+
+    from aeromancy._dvc import open_repo
+
+    with open_repo(root) as opened:
+        return _from_status(root, opened.status(targets=targets))
+
+
+def _from_status(root: Path, status: dict[str, Any]) -> list[DirtyPath]:
+    """Read `Repo.status()`: `{dvcfile: [{"changed outs": {path: what}}]}`.
+    An output that is only missing from the cache is not a workspace change."""
+    states = {
+        "modified": PathState.DATASET_MODIFIED,
+        "new": PathState.DATASET_MODIFIED,
+        "deleted": PathState.DATASET_MISSING,
+    }
+    found = []
+    for dvcfile, changes in status.items():
+        for change in changes:
+            outs = change.get("changed outs", {}) if isinstance(change, dict) else {}
+            for path, what in outs.items():
+                if what in states:
+                    found.append(
+                        DirtyPath(_relative(root, path), states[what], dvcfile)
+                    )
+    return found
+
+
+def _relative(root: Path, path: str) -> str:
+    full = Path(path)
+    if full.is_absolute():
+        full = full.relative_to(root)
+    return full.as_posix()
+
+
+def _fix(dirty: list[DirtyPath]) -> str:
+    states = {d.state for d in dirty}
+    steps = []
+    if states - {PathState.DATASET_MODIFIED, PathState.DATASET_MISSING}:
+        steps.append("commit or stash them (`git stash -u`)")
+    if PathState.DATASET_MODIFIED in states:
+        steps.append(
+            "restore a dataset with `dvc checkout PATH` or record it with "
+            "`aero data ingest --new-version`"
+        )
+    if PathState.DATASET_MISSING in states:
+        steps.append("fetch a missing dataset with `aero data pull`")
+    return "; ".join(steps)
+
+
+def _branch_info(root: Path) -> tuple[str | None, str | None, str | None]:
+    """HEAD's commit, branch and upstream from `git status --branch`, without
+    listing the work tree."""
+    out = git(
+        root,
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "--untracked-files=no",
+        "--ignore-submodules=all",
+        "--",
+        ":(exclude)*",
+    )
+    info: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith("# branch."):
+            key, _, value = line[len("# branch.") :].partition(" ")
+            info[key] = value
+    commit = info.get("oid")
+    branch = info.get("head")
+    return (
+        None if commit in (None, "(initial)") else commit,
+        None if branch in (None, "(detached)") else branch,
+        info.get("upstream"),
+    )
+
+
+def _remote_urls(root: Path) -> dict[str, str]:
+    try:
+        out = git(root, "config", "--get-regexp", r"^remote\..*\.url$")
+    except GitError:  # no remote at all: git exits 1
+        return {}
+    urls = {}
+    for line in out.splitlines():
+        key, _, url = line.partition(" ")
+        urls[key[len("remote.") : -len(".url")]] = url
+    return urls
