@@ -10,7 +10,7 @@ import sys
 import typer
 
 from aeromancy import __version__
-from aeromancy.cli import init, repro
+from aeromancy.cli import init, repro, version
 from aeromancy.errors import AeromancyError, UserError
 
 __all__ = ["app", "main"]
@@ -25,6 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("init")(init.command)
+app.command("version")(version.command)
 app.command("repro")(repro.command)
 
 _debug = {"on": os.environ.get("AERO_DEBUG", "") not in ("", "0")}
