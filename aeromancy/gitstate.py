@@ -9,6 +9,7 @@ commit it ran from (`code_state`).
 from __future__ import annotations
 
 import enum
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -276,17 +277,23 @@ def _from_status(root: Path, status: dict[str, Any]) -> list[DirtyPath]:
             outs = change.get("changed outs", {}) if isinstance(change, dict) else {}
             for path, what in outs.items():
                 if what in states:
-                    found.append(
-                        DirtyPath(_relative(root, path), states[what], dvcfile)
-                    )
+                    shown = _relative(root, path, output=True)
+                    source = _relative(root, dvcfile)
+                    found.append(DirtyPath(shown, states[what], source))
     return found
 
 
-def _relative(root: Path, path: str) -> str:
-    full = Path(path)
-    if full.is_absolute():
-        full = full.relative_to(root)
-    return full.as_posix()
+def _relative(root: Path, path: str, *, output: bool = False) -> str:
+    """A path DVC reported, relative to the repository root.
+
+    DVC names a `.dvc` file relative to the working directory, and an output
+    relative to the working directory when that is inside the repository, else
+    relative to the repository root.
+    """
+    top = root.resolve()
+    if output and not Path.cwd().resolve().is_relative_to(top):
+        return Path(path).as_posix()
+    return Path(os.path.relpath(os.path.abspath(path), top)).as_posix()
 
 
 def _fix(dirty: list[DirtyPath]) -> str:
