@@ -1,0 +1,1 @@
+"""Experiment trackers for executed stages: W&B, MLflow, or none (see `base`)."""

@@ -1,0 +1,270 @@
+"""The W&B worker process: turns the run records it reads into W&B runs.
+
+Spawned by `WandbTracker.start` as `python -m aeromancy.tracking._wandb_worker`.
+It reads JSON lines on stdin: one `start` (project, entity, group, folder,
+online, remote), then one `log` per run record, until stdin closes. Then it
+writes one JSON line, `{"warnings": [...]}`, to stdout and exits. It never talks
+to the user: W&B's output and this module's log go to stderr, a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any, TextIO
+
+from aeromancy.runs import SUCCEEDED, RunRecord
+
+log = logging.getLogger("aeromancy.tracking.wandb.worker")
+
+ONLINE_INIT_TIMEOUT = 10.0
+DVC_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+NODE_KEYS = ("digest", "kind")
+
+
+class Session:
+    """One invocation's W&B runs, one after the other."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        import wandb
+
+        self._wandb = wandb
+        self._setup = setup
+        self.online = bool(setup["online"])
+        self.warnings: list[str] = []
+        # Start W&B's service now, while the first stage still runs.
+        wandb.setup(settings=self._settings())
+
+    def log(self, record: RunRecord) -> None:
+        """Log `record` as one W&B run; online trouble moves it offline."""
+        try:
+            self._log(record)
+        except Exception as exc:
+            if not self.online:
+                log.exception("W&B could not log run %s", record.run_id)
+                self.warnings.append(f"W&B could not log run {record.run_id}: {exc}")
+                return
+            self.online = False
+            self.warnings.append(
+                f"W&B online failed for run {record.run_id} ({exc}); it and later "
+                f"runs are kept offline for `aero runs sync`"
+            )
+            self.log(record)
+
+    def close(self) -> None:
+        """Stop W&B's service."""
+        self._wandb.teardown()
+
+    def _log(self, record: RunRecord) -> None:
+        run = self._wandb.init(
+            project=self._setup["project"],
+            entity=self._setup["entity"],
+            group=self._setup["group"],
+            job_type=record.stage,
+            id=record.run_id,
+            name=record.run_id,
+            config=run_config(record),
+            tags=run_tags(record),
+            dir=self._setup["dir"],
+            mode="online" if self.online else "offline",
+            settings=self._settings(),
+        )
+        run.summary.update(run_summary(record))
+        for artifact in self._outputs(record):
+            run.log_artifact(artifact)
+        self._log_inputs(run, record)
+        run.finish(exit_code=0 if record.status == SUCCEEDED else record.exit_code or 1)
+        log.info("logged run %s (%s)", record.run_id, record.stage)
+
+    def _settings(self) -> Any:
+        # Nothing about the machine, its environment, argv, git or console:
+        # the run record already holds what matters, redacted.
+        return self._wandb.Settings(
+            x_disable_meta=True,
+            x_disable_stats=True,
+            x_disable_machine_info=True,
+            x_save_requirements=False,
+            disable_git=True,
+            disable_code=True,
+            save_code=False,
+            console="off",
+            silent=True,
+            init_timeout=ONLINE_INIT_TIMEOUT,
+            program="aero repro",
+        )
+
+    def _outputs(self, record: RunRecord) -> list[Any]:
+        artifacts = []
+        for path, entry in sorted(record.outputs.items()):
+            url = reference(entry, self._setup["remote"])
+            if url:
+                artifact = self._artifact(artifact_name(path), "dataset", entry)
+                add_reference(artifact, url, path)
+                artifacts.append(artifact)
+        return artifacts
+
+    def _log_inputs(self, run: Any, record: RunRecord) -> None:
+        inputs = [
+            (path, url)
+            for path, entry in data_entries(record.fingerprint).items()
+            if (url := reference(entry, self._setup["remote"]))
+        ]
+        if self.online:
+            for path, url in inputs:
+                artifact = self._artifact(artifact_name(path), "dataset", {})
+                add_reference(artifact, url, path)
+                run.use_artifact(artifact)
+        elif inputs:
+            # TODO: use_artifact per input once W&B accepts it offline (0.31 raises).
+            artifact = self._artifact(f"{artifact_name(record.stage)}-inputs", "inputs")
+            for path, url in inputs:
+                add_reference(artifact, url, path)
+            run.log_artifact(artifact)
+
+    def _artifact(
+        self, name: str, kind: str, metadata: dict[str, Any] | None = None
+    ) -> Any:
+        return self._wandb.Artifact(name, type=kind, metadata=metadata or None)
+
+
+def add_reference(artifact: Any, url: str, name: str) -> None:
+    """Reference `url` from `artifact` as `name`, without W&B touching the store.
+
+    This is the entry `add_reference(url, checksum=False)` makes, built directly:
+    for s3:// W&B would otherwise create a boto3 client (about 0.25 s) per
+    artifact only to leave it unused.
+    """
+    try:
+        from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+
+        make: Any = ArtifactManifestEntry
+        entry = make(path=name, ref=url, digest=url)
+        artifact.manifest.add_entry(entry)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        # TODO: drop this path if W&B makes checksum-free references cheap.
+        artifact.add_reference(url, name=name, checksum=False)
+
+
+def run_config(record: RunRecord) -> dict[str, Any]:
+    """The W&B config of a run: the fingerprint tree, its digest, params, command."""
+    return {
+        "fingerprint": record.fingerprint,
+        "fingerprint_digest": record.fingerprint_digest,
+        "params": record.params,
+        "command": record.command,
+        "stage": record.stage,
+        "invocation": record.invocation,
+    }
+
+
+def run_tags(record: RunRecord) -> list[str]:
+    """Tags: the commit (short), the status, and `rerun` for a rerun."""
+    tags = [record.status]
+    if record.commit:
+        tags.insert(0, record.commit[:8])
+    if record.rerun_of:
+        tags.append("rerun")
+    return tags
+
+
+def run_summary(record: RunRecord) -> dict[str, Any]:
+    """The W&B summary: status, exit code, timings and output hashes."""
+    return {
+        "status": record.status,
+        "exit_code": record.exit_code,
+        "started": record.started,
+        "ended": record.ended,
+        "duration_s": duration(record.started, record.ended),
+        "outputs": record.outputs,
+    }
+
+
+def duration(started: str, ended: str) -> float | None:
+    """Seconds between two ISO 8601 times; None when either is missing or bad."""
+    try:
+        delta = dt.datetime.fromisoformat(ended) - dt.datetime.fromisoformat(started)
+    except (TypeError, ValueError):
+        return None
+    return delta.total_seconds()
+
+
+def data_entries(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint's data node as {dependency path: hash or hash entry}."""
+    node = fingerprint.get("data") or {}
+    if not isinstance(node, dict):
+        return {}
+    for nested in ("paths", "deps", "items"):
+        if isinstance(node.get(nested), dict):
+            node = node[nested]
+            break
+    return {path: value for path, value in node.items() if path not in NODE_KEYS}
+
+
+def reference(entry: Any, remote: str) -> str:
+    """Where a DVC-tracked path's content lives in the remote, or "" if unknown.
+
+    An entry is a DVC hash or a mapping with an explicit `url`, or an `md5`
+    (or `hash`); DVC 3 stores content under `files/md5/<2 chars>/<rest>`.
+    """
+    if isinstance(entry, dict):
+        if entry.get("url"):
+            return str(entry["url"])
+        entry = entry.get("md5") or entry.get("hash") or ""
+    if not (remote and isinstance(entry, str) and DVC_MD5.match(entry)):
+        return ""
+    return f"{remote}/files/md5/{entry[:2]}/{entry[2:]}"
+
+
+def artifact_name(path: str) -> str:
+    """A W&B artifact name for a path: letters, digits, `-`, `_` and `.` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", path).strip("-.")[:128] or "data"
+
+
+def serve(lines: TextIO, result: TextIO) -> None:
+    """Log every record read from `lines`, then write the warnings to `result`.
+
+    The result goes out as soon as the last run is finished: W&B's own shutdown
+    happens after it, while the caller already moves on.
+    """
+    session: Session | None = None
+    warnings: list[str] = []
+    try:
+        session = Session(json.loads(lines.readline()))
+        for line in lines:
+            message = json.loads(line)
+            if message.get("op") == "log":
+                session.log(RunRecord.from_json(message["record"]))
+        warnings = session.warnings
+    except Exception as exc:
+        log.exception("W&B worker failed")
+        warnings = [
+            *(session.warnings if session else []),
+            f"W&B logging failed: {exc}",
+        ]
+    result.write(json.dumps({"warnings": warnings}) + "\n")
+    result.close()
+    if session:
+        session.close()
+
+
+def main() -> int:
+    """Serve stdin; the only thing written to the real stdout is the result line."""
+    result = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    serve(sys.stdin, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Trackers: where each executed stage's run record is logged.
+
+One protocol, three backends (`wandb`, `mlflow`, `none`). A tracker lives for one
+`aero repro`: `start` once with the invocation id, `log` once per executed stage,
+`finish` at the end. Logging never fails a run: a tracker that cannot reach its
+service keeps what it can locally and says so in the warnings `finish` returns.
+Backends are imported only when chosen, so `aero --help` never loads W&B or MLflow.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Protocol
+
+from aeromancy.config import RemoteConfig, TrackerConfig
+from aeromancy.errors import ConfigError
+from aeromancy.runs import RunRecord
+
+__all__ = [
+    "Tracker",
+    "TrackerLink",
+    "open_tracker",
+    "reachable",
+    "redact_url",
+    "sync",
+]
+
+# What `log` returns and the run record keeps: "kind", "id", and where there is
+# one, "url" (the run's page) and "dir" (local files still to be synced).
+TrackerLink = dict[str, str]
+
+KEY = "tool.aeromancy.tracker"
+
+
+class Tracker(Protocol):
+    """What every tracker backend does for one `aero repro`."""
+
+    kind: str
+
+    def start(self, invocation: str) -> None:
+        """Begin an invocation; `invocation` groups its stage runs."""
+
+    def log(self, record: RunRecord) -> TrackerLink:
+        """Log one executed stage's (already redacted) run record."""
+
+    def finish(self) -> list[str]:
+        """Flush everything logged; return warnings for the user, one line each."""
+
+
+def open_tracker(
+    config: TrackerConfig,
+    root: Path,
+    project_name: str,
+    *,
+    remote: RemoteConfig | None = None,
+) -> Tracker:
+    """The tracker `config` names, ready to `start`.
+
+    Args:
+        config: The project's `[tool.aeromancy.tracker]` table.
+        root: The project's root folder; local tracker files go under `.aeromancy/`.
+        project_name: The W&B project or MLflow experiment when `config.project`
+            is unset.
+        remote: The DVC remote, so W&B artifacts can reference the stored data.
+
+    Raises:
+        ConfigError: The kind is unknown or the backend is not installed.
+    """
+    project = config.project or project_name
+    if config.kind == "none":
+        from aeromancy.tracking.none import NoneTracker
+
+        return NoneTracker()
+    if config.kind == "wandb":
+        from aeromancy.tracking.wandb import WandbTracker
+
+        return WandbTracker(config, root, project, remote or RemoteConfig())
+    if config.kind == "mlflow":
+        from aeromancy.tracking.mlflow import MlflowTracker
+
+        return MlflowTracker(config, root, project)
+    raise ConfigError(
+        f"`{KEY}.kind` must be one of wandb, mlflow, none (got '{config.kind}')"
+    )
+
+
+def sync(config: TrackerConfig, root: Path, *, dry_run: bool = False) -> list[str]:
+    """Upload the runs a tracker kept offline; return the run folders it handled.
+
+    Only W&B keeps runs offline; MLflow and `none` have nothing to sync.
+    """
+    if config.kind != "wandb":
+        return []
+    from aeromancy.tracking import wandb
+
+    return wandb.sync(root, dry_run=dry_run)
+
+
+def reachable(url: str, timeout: float = 2.0) -> str | None:
+    """Whether a TCP connection to `url`'s host opens within `timeout` seconds.
+
+    Returns None when it does, otherwise why not (one short phrase). Name lookup
+    runs in a daemon thread, so a resolver with no network cannot stretch the wait.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        return f"no host in '{redact_url(url)}'"
+    default = 443 if parts.scheme == "https" else 80
+    try:
+        address = (parts.hostname, parts.port or default)
+    except ValueError:
+        return f"bad port in '{redact_url(url)}'"
+
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or type(exc).__name__)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.2)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def redact_url(url: str) -> str:
+    """`url` without a user name or password, safe to show and to record."""
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,295 @@
+"""The W&B tracker: one W&B run per executed stage, logged off the critical path.
+
+W&B's start-up (import, its service, the first run's init and finish) costs
+about 1.5 s and each further run tens of milliseconds. None of that may sit
+between two stages, so `start` spawns one worker process
+(`aeromancy.tracking._wandb_worker`) that imports W&B and warms its service
+while the first stage runs; `log` writes the run record to the worker's stdin
+as one JSON line and returns at once; `finish` closes the pipe and waits, within
+a bound, for the worker to end its runs. The worker has its own session, so a
+Ctrl-C meant for a stage does not stop it from logging that stage as aborted.
+
+Runs are offline by default, written under `$WANDB_DIR` or `.aeromancy/wandb`
+and uploaded later by `aero runs sync`. They go online only with
+`mode = "online"`, an API key (`WANDB_API_KEY` or `wandb login`) and a W&B
+host that answers within two seconds; otherwise they stay offline and
+`finish` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import netrc
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import IO, Any
+
+from aeromancy.config import RemoteConfig, TrackerConfig
+from aeromancy.errors import UserError
+from aeromancy.runs import RunRecord
+from aeromancy.tracking.base import TrackerLink, reachable, redact_url
+
+__all__ = ["WandbTracker", "offline_runs", "runs_dir", "sync", "wandb_dir"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+REACH_TIMEOUT = 2.0
+FINISH_TIMEOUT = 60.0
+SYNC_TIMEOUT = 600.0
+WORKER = "aeromancy.tracking._wandb_worker"
+
+
+def wandb_dir(root: Path) -> Path:
+    """Where W&B writes for the project: `$WANDB_DIR`, else `.aeromancy/wandb`."""
+    configured = os.environ.get("WANDB_DIR")
+    return Path(configured) if configured else root / ".aeromancy" / "wandb"
+
+
+def runs_dir(root: Path) -> Path:
+    """The folder holding one `[offline-]run-<time>-<id>` folder per W&B run."""
+    return wandb_dir(root) / "wandb"
+
+
+def offline_runs(root: Path) -> list[Path]:
+    """The offline run folders W&B has written for the project, oldest first."""
+    found = runs_dir(root).glob("offline-run-*")
+    return sorted(path for path in found if any(path.glob("run-*.wandb")))
+
+
+def base_url() -> str:
+    """The W&B API server: `$WANDB_BASE_URL`, else W&B's cloud."""
+    return (os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+class WandbTracker:
+    """Logs each executed stage as one W&B run, through one worker process."""
+
+    kind = "wandb"
+
+    def __init__(
+        self, config: TrackerConfig, root: Path, project: str, remote: RemoteConfig
+    ) -> None:
+        self._config = config
+        self._root = root
+        self._project = project
+        self._remote = remote
+        self._worker: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._online = False
+        self._warnings: list[str] = []
+
+    def start(self, invocation: str) -> None:
+        """Decide online or offline and spawn the worker; returns in milliseconds
+        offline, within about two seconds online."""
+        if self._worker is not None:
+            return
+        self._online = self._config.mode == "online" and self._can_go_online()
+        directory = wandb_dir(self._root)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._stderr = (directory / "aeromancy-worker.log").open("ab")
+        self._worker = subprocess.Popen(
+            [sys.executable, "-m", WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=self._root,
+            env=self._worker_env(),
+            start_new_session=True,
+        )
+        self._send(self._setup(invocation, directory))
+        log.info("W&B worker %d started (%s)", self._worker.pid, self._mode)
+
+    def log(self, record: RunRecord) -> TrackerLink:
+        """Hand the record to the worker; the link is known before W&B is done."""
+        if self._worker is None:
+            self.start(record.invocation)
+        self._send({"op": "log", "record": record.to_json()})
+        link = {"kind": self.kind, "id": record.run_id, "mode": self._mode}
+        if self._online:
+            url = self._run_url(record.run_id)
+            if url:
+                link["url"] = url
+        else:
+            link["dir"] = str(runs_dir(self._root))
+        return link
+
+    def finish(self) -> list[str]:
+        """Wait for the worker to end every run; a stuck worker is stopped."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return self._warnings
+        if worker.stdin:
+            worker.stdin.close()
+        line = _read_line(worker, FINISH_TIMEOUT)
+        if self._stderr:
+            self._stderr.close()
+        if line is None:
+            _stop(worker)
+            self._warnings.append(
+                f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
+                f"runs not yet written are missing from {runs_dir(self._root)}"
+            )
+            return self._warnings
+        # W&B's own shutdown goes on in the worker; reap it without waiting.
+        threading.Thread(target=worker.wait, daemon=True).start()
+        self._warnings.extend(_worker_warnings(line, worker.returncode))
+        return self._warnings
+
+    @property
+    def _mode(self) -> str:
+        return "online" if self._online else "offline"
+
+    def _can_go_online(self) -> bool:
+        url = base_url()
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if not (os.environ.get("WANDB_API_KEY") or _netrc_has(host)):
+            self._warn_offline(
+                "no W&B API key (set WANDB_API_KEY or run `wandb login`)"
+            )
+            return False
+        why = reachable(url, REACH_TIMEOUT)
+        if why:
+            self._warn_offline(f"W&B at {redact_url(url)} is unreachable ({why})")
+            return False
+        return True
+
+    def _warn_offline(self, why: str) -> None:
+        self._warnings.append(
+            f"{why}; runs kept offline in {runs_dir(self._root)} for `aero runs sync`"
+        )
+
+    def _setup(self, invocation: str, directory: Path) -> dict[str, Any]:
+        return {
+            "op": "start",
+            "project": self._project,
+            "entity": self._config.entity,
+            "group": invocation,
+            "dir": str(directory),
+            "online": self._online,
+            "remote": _reference_base(self._remote, self._root),
+        }
+
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["WANDB_SILENT"] = "true"
+        env["WANDB_MODE"] = self._mode
+        if self._remote.endpoint:
+            # W&B resolves s3:// references against this endpoint (MinIO, Ceph...).
+            env["AWS_S3_ENDPOINT_URL"] = self._remote.endpoint
+        return env
+
+    def _run_url(self, run_id: str) -> str:
+        if not self._config.entity:
+            return ""
+        app = base_url().replace("://api.wandb.ai", "://wandb.ai")
+        return f"{app}/{self._config.entity}/{self._project}/runs/{run_id}"
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._worker is None or self._worker.stdin is None:
+            return
+        try:
+            self._worker.stdin.write(json.dumps(message).encode() + b"\n")
+            self._worker.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            log.warning("W&B worker is gone: %s", exc)
+            self._warnings.append(
+                f"W&B worker stopped early; see {wandb_dir(self._root)}"
+                "/aeromancy-worker.log"
+            )
+            self._worker.stdin = None
+
+
+def sync(root: Path, *, dry_run: bool = False) -> list[str]:
+    """Upload the project's offline W&B runs with `wandb sync`.
+
+    Returns:
+        The run folders handed to `wandb sync` (with `dry_run`, those it would
+        upload).
+
+    Raises:
+        UserError: `wandb sync` failed; the message is its last line of output.
+    """
+    folders = [str(path) for path in offline_runs(root)]
+    if not folders:
+        return []
+    command = [sys.executable, "-m", "wandb", "sync"]
+    command += ["--dry-run"] if dry_run else []
+    try:
+        done = subprocess.run(
+            [*command, *folders],
+            capture_output=True,
+            text=True,
+            timeout=SYNC_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"`wandb sync` did not finish within {SYNC_TIMEOUT:g} s; "
+            f"check the network and run `aero runs sync` again"
+        ) from None
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise UserError(f"`wandb sync` failed: {last[-1]}")
+    log.info("wandb sync handled %d offline runs", len(folders))
+    return folders
+
+
+def _reference_base(remote: RemoteConfig, root: Path) -> str:
+    """The remote as a URL W&B can reference: `s3://...` as is, a folder as file://."""
+    url = remote.url.strip()
+    if not url:
+        return ""
+    if "://" in url:
+        return url.rstrip("/")
+    return (root / url).resolve().as_uri()
+
+
+def _netrc_has(host: str) -> bool:
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _worker_warnings(out: bytes, returncode: int | None) -> list[str]:
+    lines = out.decode(errors="replace").strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+        return [str(warning) for warning in result.get("warnings", [])]
+    except (IndexError, ValueError, AttributeError):
+        return [f"W&B worker ended with code {returncode} and logged nothing"]
+
+
+def _read_line(worker: subprocess.Popen[bytes], timeout: float) -> bytes | None:
+    """The worker's result line, or None if it has not come within `timeout`."""
+    assert worker.stdout is not None
+    deadline = time.monotonic() + timeout
+    fd = worker.stdout.fileno()
+    chunks: list[bytes] = []
+    while not chunks or not chunks[-1].endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    # The worker leads its own process group, wandb-core included.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
