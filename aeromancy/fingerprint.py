@@ -36,6 +36,7 @@ __all__ = [
     "diff",
     "digest_of",
     "stage_inputs",
+    "stage_name",
     "workspace",
 ]
 
@@ -137,7 +138,19 @@ def stage_inputs(repo: Any, stage: Any) -> StageInputs:
             params[path] = dict(value) if isinstance(value, dict) else None
         else:
             deps[path] = _dep_hash(dep)
-    return StageInputs(stage.addressing, getattr(stage, "cmd", None), deps, params)
+    cmd = getattr(stage, "cmd", None)
+    return StageInputs(stage_name(repo, stage), cmd, deps, params)
+
+
+def stage_name(repo: Any, stage: Any) -> str:
+    """A stage's address relative to the repository root, wherever `aero` runs
+    (DVC's own `addressing` is relative to the working directory): `train` in
+    the top dvc.yaml, `sub/dvc.yaml:train` elsewhere, `data/x.dvc` for a
+    `.dvc` file."""
+    dvcfile = Path(os.path.relpath(stage.path, repo.root_dir)).as_posix()
+    if not getattr(stage, "cmd", None) and dvcfile.endswith(".dvc"):
+        return dvcfile
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
 def workspace(root: Path, runtime: Mapping[str, Any]) -> list[Fingerprint]:
