@@ -1,0 +1,324 @@
+"""The W&B tracker, read back from the real offline `.wandb` files W&B writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aeromancy.config import RemoteConfig, TrackerConfig
+from aeromancy.runs import FAILED, SUCCEEDED, RunRecord
+from aeromancy.tracking import wandb as wandb_tracker
+from aeromancy.tracking._wandb_worker import artifact_name, data_entries, reference
+from aeromancy.tracking.base import open_tracker
+
+INVOCATION = "20260101-120000-abcdef"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+IN_MD5 = "0123456789abcdef0123456789abcdef"
+OUT_MD5 = "fedcba9876543210fedcba9876543210"
+S3 = RemoteConfig(url="s3://aero-test/store", endpoint="http://127.0.0.1:9")
+
+
+def make_record(stage: str, run_id: str, **changes: Any) -> RunRecord:
+    """A run record as the pipeline would hand it over, built by hand."""
+    fields: dict[str, Any] = {
+        "run_id": run_id,
+        "invocation": INVOCATION,
+        "project": "demo",
+        "stage": stage,
+        "command": f"python src/{stage}.py",
+        "status": SUCCEEDED,
+        "started": "2026-01-01T12:00:00+00:00",
+        "ended": "2026-01-01T12:00:03+00:00",
+        "fingerprint": {
+            "code": {"commit": COMMIT, "remote": "https://example.org/x.git"},
+            "data": {"data/raw.csv": IN_MD5, "digest": "d" * 64},
+            "params": {"train": {"lr": 0.1}, "digest": "p" * 64},
+            "stage": {"name": stage, "command": f"python src/{stage}.py"},
+        },
+        "fingerprint_digest": f"{stage}-" + "f" * 58,
+        "exit_code": 0,
+        "params": {"train": {"lr": 0.1, "epochs": 3}},
+        "outputs": {f"out/{stage}.csv": {"md5": OUT_MD5, "size": 12}},
+    }
+    fields.update(changes)
+    return RunRecord(**fields)
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """Every protobuf `Record` in a `.wandb` file (W&B's LevelDB-style log).
+
+    The file is a 7-byte header (`:W&B`, magic, version), then 32 KiB blocks of
+    chunks: CRC32 (4 bytes), length (2), type (1: full, 2: first, 3: middle,
+    4: last), data. A block's tail shorter than a chunk header is padding.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    block, header = 32 * 1024, 7
+    position, pending = header, b""
+    while position + header <= len(data):
+        if block - position % block < header:
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + header])
+        chunk = data[position + header : position + header + length]
+        position += header + length
+        if kind == 0:
+            break
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def by_type(path: Path) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        found.setdefault(kind, []).append(getattr(record, kind))
+    return found
+
+
+def run_file(root: Path, run_id: str) -> Path:
+    (folder,) = [p for p in wandb_tracker.offline_runs(root) if p.name.endswith(run_id)]
+    return folder / f"run-{run_id}.wandb"
+
+
+def log_all(
+    root: Path, *records: RunRecord, config: TrackerConfig | None = None
+) -> tuple[list[dict[str, str]], list[str]]:
+    tracker = open_tracker(
+        config or TrackerConfig(kind="wandb"), root, "demo", remote=S3
+    )
+    tracker.start(INVOCATION)
+    links = [tracker.log(record) for record in records]
+    return links, tracker.finish()
+
+
+def test_offline_runs_hold_fingerprint_params_group_and_job_type(
+    tmp_path: Path,
+) -> None:
+    prepare = make_record("prepare", "20260101-120000-aaaaaa")
+    train = make_record("train", "20260101-120003-bbbbbb")
+
+    links, warnings = log_all(tmp_path, prepare, train)
+
+    assert warnings == []
+    assert [link["id"] for link in links] == [prepare.run_id, train.run_id]
+    assert {link["kind"] for link in links} == {"wandb"}
+    for record in (prepare, train):
+        found = by_type(run_file(tmp_path, record.run_id))
+        (run,) = found["run"]
+        assert (run.run_id, run.run_group, run.job_type) == (
+            record.run_id,
+            INVOCATION,
+            record.stage,
+        )
+        assert run.project == "demo"
+        assert list(run.tags) == [COMMIT[:8], SUCCEEDED]
+        config = {item.key: json.loads(item.value_json) for item in run.config.update}
+        assert config["fingerprint_digest"] == record.fingerprint_digest
+        assert config["fingerprint"] == record.fingerprint
+        assert config["params"] == {"train": {"lr": 0.1, "epochs": 3}}
+        (exit_record,) = found["exit"]
+        assert exit_record.exit_code == 0
+
+
+def test_artifacts_reference_the_remote_without_uploading(tmp_path: Path) -> None:
+    record = make_record("train", "20260101-120003-cccccc")
+
+    log_all(tmp_path, record)
+
+    artifacts = {
+        a.name: a for a in by_type(run_file(tmp_path, record.run_id))["artifact"]
+    }
+    output = artifacts["out-train.csv"]
+    (entry,) = output.manifest.contents
+    assert entry.path == "out/train.csv"
+    assert entry.ref == f"s3://aero-test/store/files/md5/{OUT_MD5[:2]}/{OUT_MD5[2:]}"
+    assert json.loads(output.metadata) == {"md5": OUT_MD5, "size": 12}
+    (source,) = artifacts["train-inputs"].manifest.contents
+    assert (source.path, source.ref) == (
+        "data/raw.csv",
+        f"s3://aero-test/store/files/md5/{IN_MD5[:2]}/{IN_MD5[2:]}",
+    )
+    assert not list(run_file(tmp_path, record.run_id).parent.rglob("*.csv"))
+
+
+def test_failed_stage_is_tagged_and_exits_with_its_code(tmp_path: Path) -> None:
+    record = make_record("train", "20260101-120003-dddddd", status=FAILED, exit_code=2)
+
+    log_all(tmp_path, record)
+
+    found = by_type(run_file(tmp_path, record.run_id))
+    assert FAILED in found["run"][0].tags
+    assert found["exit"][0].exit_code == 2
+    summary = {
+        i.key: json.loads(i.value_json) for s in found["summary"] for i in s.update
+    }
+    assert summary["status"] == FAILED
+    assert summary["duration_s"] == 3.0
+
+
+def test_stock_wandb_sync_dry_run_lists_the_runs_as_unsynced(tmp_path: Path) -> None:
+    first = make_record("prepare", "20260101-120000-eeeeee")
+    second = make_record("train", "20260101-120003-ffffff")
+    log_all(tmp_path, first, second)
+    folders = [str(path) for path in wandb_tracker.offline_runs(tmp_path)]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "sync", "--dry-run", *folders],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    listed = done.stdout + done.stderr
+    assert "Would sync 2 run(s)" in listed
+    for record in (first, second):
+        assert f"run-{record.run_id}.wandb" in listed
+    assert wandb_tracker.sync(tmp_path, dry_run=True) == folders
+
+
+def test_default_folder_is_under_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_DIR")
+    record = make_record("train", "20260101-120003-gggggg")
+
+    (link,), _ = log_all(tmp_path, record)
+
+    assert link["dir"] == str(tmp_path / ".aeromancy" / "wandb" / "wandb")
+    assert run_file(tmp_path, record.run_id).is_file()
+
+
+def test_log_returns_at_once_and_finish_waits_for_every_run(tmp_path: Path) -> None:
+    tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    records = [make_record(f"s{i}", f"20260101-12000{i}-hhhhh{i}") for i in range(3)]
+
+    tracker.start(INVOCATION)
+    began = time.perf_counter()
+    for record in records:
+        tracker.log(record)
+    logged = time.perf_counter() - began
+    warnings = tracker.finish()
+
+    assert warnings == []
+    assert logged < 0.5  # a pipe write each; W&B works in the worker
+    for record in records:
+        assert "exit" in by_type(run_file(tmp_path, record.run_id))
+
+
+def test_online_without_a_key_stays_offline(tmp_path: Path) -> None:
+    record = make_record("train", "20260101-120003-iiiiii")
+    online = TrackerConfig(kind="wandb", mode="online", entity="someone")
+
+    (link,), warnings = log_all(tmp_path, record, config=online)
+
+    assert link["mode"] == "offline"
+    assert len(warnings) == 1
+    assert "no W&B API key" in warnings[0] and "aero runs sync" in warnings[0]
+    assert run_file(tmp_path, record.run_id).is_file()
+
+
+def test_online_but_unreachable_completes_in_seconds_and_stays_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_API_KEY", "canary-wandb-key-" + "0" * 23)
+    record = make_record("train", "20260101-120003-jjjjjj")
+    online = TrackerConfig(kind="wandb", mode="online", entity="someone")
+
+    began = time.perf_counter()
+    (link,), warnings = log_all(tmp_path, record, config=online)
+    took = time.perf_counter() - began
+
+    assert took < 5
+    assert link["mode"] == "offline" and "url" not in link
+    assert "unreachable" in warnings[0] and "aero runs sync" in warnings[0]
+    assert run_file(tmp_path, record.run_id).is_file()
+    assert wandb_tracker.sync(tmp_path, dry_run=True)
+
+
+def test_canary_secrets_in_the_environment_reach_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canaries = {
+        "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-4f1d",
+        "WANDB_API_KEY": "canary-wandb-key-" + "7" * 23,
+        "MY_TOKEN": "canary-token-9c2e",
+    }
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
+    records = [make_record(f"s{i}", f"20260101-12000{i}-kkkkk{i}") for i in range(2)]
+
+    _, warnings = log_all(tmp_path, *records)
+
+    assert warnings == []
+    written = [p for p in Path(os.environ["WANDB_DIR"]).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in written)
+    for path in written:
+        content = path.read_bytes()
+        for name, value in canaries.items():
+            assert value.encode() not in content, f"{name} leaked into {path}"
+
+
+def test_open_tracker_is_lazy_and_start_spawns_no_wandb_in_this_process(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys; from pathlib import Path;"
+        "from aeromancy.config import TrackerConfig;"
+        "from aeromancy.tracking.base import open_tracker;"
+        "t = open_tracker(TrackerConfig(kind='wandb'), Path(sys.argv[1]), 'demo');"
+        "t.start('x'); t.finish(); print('wandb' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (IN_MD5, f"s3://b/p/files/md5/01/{IN_MD5[2:]}"),
+        ({"md5": f"{IN_MD5}.dir"}, f"s3://b/p/files/md5/01/{IN_MD5[2:]}.dir"),
+        ({"url": "s3://elsewhere/x", "md5": IN_MD5}, "s3://elsewhere/x"),
+        ({"version_id": "v1"}, ""),
+        ("not-a-hash", ""),
+    ],
+)
+def test_reference_follows_dvc_layout(entry: Any, expected: str) -> None:
+    assert reference(entry, "s3://b/p") == expected
+
+
+def test_reference_needs_a_remote_and_a_local_remote_is_a_file_url(
+    tmp_path: Path,
+) -> None:
+    assert reference(IN_MD5, "") == ""
+    local = wandb_tracker._reference_base(RemoteConfig(url=str(tmp_path)), tmp_path)
+    assert local == tmp_path.resolve().as_uri()
+
+
+def test_names_and_data_entries() -> None:
+    assert artifact_name("data/raw data.csv") == "data-raw-data.csv"
+    assert artifact_name("///") == "data"
+    tree = {"data": {"digest": "x", "paths": {"a.csv": IN_MD5}}}
+    assert data_entries(tree) == {"a.csv": IN_MD5}
+    assert data_entries({"data": {"a.csv": IN_MD5, "digest": "x"}}) == {"a.csv": IN_MD5}
