@@ -11,6 +11,7 @@ import typer
 
 from aeromancy import __version__
 from aeromancy.cli import init, repro, version
+from aeromancy.cli._typer import Group
 from aeromancy.errors import AeromancyError, UserError
 
 __all__ = ["app", "main"]
@@ -22,11 +23,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rendering it with rich costs ~100 ms of imports.
+    rich_markup_mode=None,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("init")(init.command)
 app.command("version")(version.command)
-app.command("repro")(repro.command)
+app.command("repro", **repro.SETTINGS)(repro.command)
 
 _debug = {"on": os.environ.get("AERO_DEBUG", "") not in ("", "0")}
 

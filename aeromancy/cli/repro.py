@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+# TARGETS are the context's extra arguments rather than a typer argument: typer
+# coerces a list argument through pydantic even when it is empty, and importing
+# pydantic costs ~65 ms, 10 % of a no-op `aero repro --dev` (see cli/_typer.py).
+SETTINGS: dict[str, Any] = {
+    "context_settings": {"allow_extra_args": True},
+    "options_metavar": "[OPTIONS] [TARGETS]...",
+}
 
 _MARKS = {
     "ran": "[green]ran[/]",
@@ -14,9 +22,7 @@ _MARKS = {
 
 
 def command(
-    targets: Annotated[
-        list[str] | None, typer.Argument(help="Stages to reproduce (default: all).")
-    ] = None,
+    ctx: typer.Context,
     dev: Annotated[
         bool, typer.Option("--dev", help="Run on the host, untracked: fast, offline.")
     ] = False,
@@ -24,11 +30,16 @@ def command(
         bool, typer.Option("--force", "-f", help="Run stages even if up to date.")
     ] = False,
 ) -> None:
-    """Reproduce the pipeline; every stage that runs is tracked unless --dev."""
+    """Reproduce the pipeline; every stage that runs is tracked unless --dev.
+
+    TARGETS are the stages to reproduce, by name or as a dvc.yaml or .dvc path
+    (default: all).
+    """
     from aeromancy import config, pipeline
     from aeromancy.console import err
     from aeromancy.errors import UserError
 
+    targets: list[str] = ctx.args
     root = config.find_root()
     config.load(root)
     if not dev:
