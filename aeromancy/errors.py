@@ -11,6 +11,7 @@ The tree::
         ├── RemoteError             the DVC remote is malformed or unreachable
         ├── PipelineError           DVC refused the pipeline (unknown stage...)
         └── StageFailedError        a stage's command exited non-zero; carries its code
+            └── StageAbortedError   a stage was interrupted; exit code 130
 
 The CLI turns a `UserError` into one red line on stderr and its `exit_code`;
 the traceback is shown only with `-v` or `AERO_DEBUG=1`.
@@ -26,6 +27,7 @@ __all__ = [
     "ProjectError",
     "RemoteError",
     "ScaffoldError",
+    "StageAbortedError",
     "StageFailedError",
     "UserError",
 ]
@@ -81,3 +83,12 @@ class StageFailedError(UserError):
         super().__init__(f"stage '{stage}' failed with exit code {returncode}")
         self.stage = stage
         self.exit_code = returncode if 0 < returncode < 256 else 1
+
+
+class StageAbortedError(StageFailedError):
+    """A stage was interrupted (Ctrl-C); the CLI exits with 130."""
+
+    def __init__(self, stage: str) -> None:
+        UserError.__init__(self, f"stage '{stage}' was interrupted")
+        self.stage = stage
+        self.exit_code = 130

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from aeromancy._dvc import open_repo
-from aeromancy.errors import PipelineError, StageFailedError
+from aeromancy.errors import (
+    PipelineError,
+    StageAbortedError,
+    StageFailedError,
+    UserError,
+)
+from aeromancy.fingerprint import stage_name
 
 __all__ = ["StageResult", "reproduce"]
 
@@ -26,19 +32,30 @@ log = logging.getLogger(__name__)
 RAN = "ran"
 UP_TO_DATE = "up to date"
 FAILED = "failed"
+ABORTED = "aborted"
+# A command killed by SIGINT: -2 from Popen, 130 from a shell that forwarded it.
+_INTERRUPTED = (-2, 130)
 
 
 @dataclass(frozen=True)
 class StageResult:
-    """One stage of a pipeline run: its name, what happened, how long it took."""
+    """One stage of a pipeline run: its name, what happened, how long it took.
+
+    `name` is relative to the project root (`train`, `sub/dvc.yaml:train`,
+    `data/x.dvc`); `exit_code` is the command's, for a failed or aborted stage.
+    """
 
     name: str
     status: str
     seconds: float
+    exit_code: int | None = None
 
 
 Hook = Callable[[str, str], None]
 Report = Callable[[StageResult], None]
+# Called with DVC's stage object right after DVC is done with it, before the
+# next stage starts: tracked runs fingerprint, push and record it here.
+StageHook = Callable[[Any, StageResult], None]
 
 
 def reproduce(
@@ -47,14 +64,16 @@ def reproduce(
     *,
     force: bool = False,
     on_start: Hook | None = None,
+    on_stage: StageHook | None = None,
     on_done: Report | None = None,
 ) -> list[StageResult]:
     """Reproduce `targets` (the whole pipeline when empty) with DVC, on the host.
 
-    `on_start` gets a stage's name and command before DVC looks at it, `on_done`
-    its result once DVC is finished with it. A failing stage raises
-    `StageFailedError` with the command's exit code, after `on_done` has seen it
-    as failed.
+    `on_start` gets a stage's name and command before DVC looks at it;
+    `on_stage` gets DVC's stage object and the result once DVC is done with it;
+    `on_done` gets the result last. A failing stage raises `StageFailedError`
+    with the command's exit code (`StageAbortedError` when interrupted) after
+    the hooks have seen it.
     """
     from dvc.exceptions import DvcException
     from dvc.repo.reproduce import _reproduce_stage
@@ -67,20 +86,37 @@ def reproduce(
 
     results: list[StageResult] = []
 
+    def finish(stage: Any, status: str, began: float, code: int | None = None) -> None:
+        result = StageResult(
+            stage_name(stage.repo, stage), status, time.perf_counter() - began, code
+        )
+        results.append(result)
+        if on_stage:
+            on_stage(stage, result)
+        if on_done:
+            on_done(result)
+
     def run_one(stage: Any, **kwargs: Any) -> Any:
-        name = stage.addressing
+        name = stage_name(stage.repo, stage)
         if on_start:
             on_start(name, getattr(stage, "cmd", None) or "")
         began = time.perf_counter()
         try:
             ran = _reproduce_stage(stage, **kwargs)
         except StageCmdFailedError as exc:
-            _finish(results, on_done, name, FAILED, began)
-            raise StageFailedError(name, _exit_code(exc)) from exc
+            code = _exit_code(exc)
+            if code in _INTERRUPTED:
+                finish(stage, ABORTED, began, code)
+                raise StageAbortedError(name) from exc
+            finish(stage, FAILED, began, code)
+            raise StageFailedError(name, code) from exc
         except DvcException as exc:
-            _finish(results, on_done, name, FAILED, began)
+            finish(stage, FAILED, began)
             raise PipelineError(f"stage '{name}' cannot run: {exc}") from exc
-        _finish(results, on_done, name, RAN if ran else UP_TO_DATE, began)
+        except KeyboardInterrupt:
+            finish(stage, ABORTED, began)
+            raise
+        finish(stage, RAN if ran else UP_TO_DATE, began)
         return ran
 
     with open_repo(root) as repo:
@@ -91,23 +127,10 @@ def reproduce(
                 resolved or [str(root / "dvc.yaml")], force=force, repro_fn=run_one
             )
         except DvcException as exc:
-            if isinstance(exc.__cause__, (StageFailedError, PipelineError)):
+            if isinstance(exc.__cause__, UserError):
                 raise exc.__cause__ from exc
             raise PipelineError(f"dvc refused the pipeline: {exc}") from exc
     return results
-
-
-def _finish(
-    results: list[StageResult],
-    on_done: Report | None,
-    name: str,
-    status: str,
-    began: float,
-) -> None:
-    result = StageResult(name, status, time.perf_counter() - began)
-    results.append(result)
-    if on_done:
-        on_done(result)
 
 
 def _resolve(root: Path, target: str) -> str:

@@ -50,7 +50,9 @@ class RunRecord:
 
     `fingerprint` is the nested tree (code, runtime, data, params, stage) and
     `fingerprint_digest` its canonical digest; `outputs` maps each output path to
-    its DVC hash and size; `tracker` holds the tracker's kind, run id and link.
+    its DVC hash and size; `tracker` holds the tracker's kind, run id and link;
+    `environment` the variables a stage ran with that the default-deny capture
+    kept (secret values redacted).
     """
 
     run_id: str
@@ -67,6 +69,7 @@ class RunRecord:
     params: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracker: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     rerun_of: str | None = None
     aeromancy_version: str = ""
     schema: int = SCHEMA

@@ -1,0 +1,289 @@
+"""Tracked runs: `aero repro` with every executed stage fingerprinted, pushed,
+recorded and logged.
+
+The order for each stage that DVC executes, before the next one starts:
+fingerprint (from DVC's objects, nothing re-hashed), push its cached outputs
+to the remote, log it to the tracker, write the run record locally and to the
+remote. A failing or interrupted stage is recorded as failed or aborted and
+nothing of it is pushed. At the end, the `dvc.lock` and DVC `.gitignore`
+changes are committed with a message naming the runs, so the next tracked run
+starts from a clean tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aeromancy import __version__, config, data, fingerprint, gitstate, pipeline, runs
+from aeromancy.errors import RemoteError, UserError
+from aeromancy.redact import capture_env, redact_value
+from aeromancy.runtime.host import HostRuntime
+
+__all__ = ["StageRun", "TrackedRun", "repro"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What a tracked run did with one stage: its result and, if it executed,
+    its record; for an up-to-date stage, the run that made its outputs."""
+
+    result: pipeline.StageResult
+    record: runs.RunRecord | None = None
+    made_by: str | None = None
+
+
+@dataclass
+class TrackedRun:
+    """One `aero repro`: its invocation id, each stage, warnings, the lock commit."""
+
+    invocation: str
+    stages: list[StageRun] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    commit: str | None = None
+
+    @property
+    def records(self) -> list[runs.RunRecord]:
+        return [s.record for s in self.stages if s.record is not None]
+
+
+def repro(
+    root: Path,
+    targets: Sequence[str] = (),
+    *,
+    force: bool = False,
+    on_start: pipeline.Hook | None = None,
+    on_stage: Any = None,
+) -> TrackedRun:
+    """Reproduce `targets` tracked; `on_stage(StageRun)` sees each stage as it ends.
+
+    Raises:
+        DirtyTreeError: the tree has uncommitted changes.
+        StageFailedError: a stage failed (after its record was written).
+    """
+    from aeromancy.tracking.base import open_tracker
+
+    settings = config.load(root)
+    session = _Session(root, settings)
+    tracker = open_tracker(settings.tracker, root, root.name, remote=settings.remote)
+    tracker.start(session.run.invocation)
+
+    def stage_done(stage: Any, result: pipeline.StageResult) -> None:
+        stage_run = session.handle(stage, result, tracker)
+        session.run.stages.append(stage_run)
+        if on_stage:
+            on_stage(stage_run)
+
+    try:
+        pipeline.reproduce(
+            root, targets, force=force, on_start=on_start, on_stage=stage_done
+        )
+    finally:
+        session.run.warnings.extend(tracker.finish())
+        session.commit_lock()
+    return session.run
+
+
+class _Session:
+    """The state one tracked `aero repro` shares across its stages."""
+
+    def __init__(self, root: Path, settings: config.Config) -> None:
+        self.root = root
+        self.settings = settings
+        self.remote = _remote(settings)
+        self.run = TrackedRun(invocation=runs.new_run_id())
+        self._check_runtime()
+        gitstate.require_clean(root)
+        self.code = gitstate.code_state(root)
+        self._check_pushed()
+        self.runtime = HostRuntime().describe()
+        self.environment = capture_env(os.environ, settings.runtime.pass_env)
+        self._history: list[runs.RunRecord] | None = None
+
+    def handle(
+        self, stage: Any, result: pipeline.StageResult, tracker: Any
+    ) -> StageRun:
+        inputs = fingerprint.stage_inputs(stage.repo, stage)
+        tree = redact_value(
+            fingerprint.build(inputs, self.code.node(), self.runtime).tree
+        )
+        print_ = fingerprint.Fingerprint(tree)
+        outputs = _outputs(stage)
+        if result.status == pipeline.UP_TO_DATE:
+            return StageRun(result, made_by=self._made_by(result.name, outputs))
+
+        status = {
+            pipeline.RAN: runs.SUCCEEDED,
+            pipeline.FAILED: runs.FAILED,
+            pipeline.ABORTED: runs.ABORTED,
+        }[result.status]
+        failure: RemoteError | None = None
+        if status == runs.SUCCEEDED:
+            try:
+                _push(stage, outputs, self.remote)
+            except RemoteError as exc:
+                failure = exc  # recorded with its outputs marked not pushed
+        record = self._record(stage, result, status, print_, outputs)
+        record.tracker = tracker.log(record)
+        runs.save(self.root, record, self.remote)
+        if failure is not None:
+            raise failure
+        return StageRun(result, record=record)
+
+    def _record(
+        self,
+        stage: Any,
+        result: pipeline.StageResult,
+        status: str,
+        print_: fingerprint.Fingerprint,
+        outputs: dict[str, dict[str, Any]],
+    ) -> runs.RunRecord:
+        ended = runs.now()
+        started = _iso_before(result.seconds)
+        params = print_.tree.get("params", {})
+        return runs.RunRecord(
+            run_id=runs.new_run_id(),
+            invocation=self.run.invocation,
+            project=self.root.name,
+            stage=result.name,
+            command=str(print_.tree["stage"].get("cmd") or ""),
+            status=status,
+            started=started,
+            ended=ended,
+            fingerprint=print_.tree,
+            fingerprint_digest=print_.digest,
+            exit_code=0 if status == runs.SUCCEEDED else result.exit_code,
+            params=params,
+            outputs=outputs,
+            environment=self.environment,
+            aeromancy_version=__version__,
+        )
+
+    def _made_by(self, stage: str, outputs: dict[str, dict[str, Any]]) -> str | None:
+        """The latest successful run of `stage` whose outputs are these ones."""
+        hashes = {path: entry["hash"] for path, entry in outputs.items()}
+        if not hashes:
+            return None
+        if self._history is None:
+            self._history = runs.list_runs(self.root, None)
+        for record in self._history:
+            if (
+                record.stage == stage
+                and record.status == runs.SUCCEEDED
+                and {p: e["hash"] for p, e in record.outputs.items()} == hashes
+            ):
+                return record.run_id
+        return None
+
+    def _check_runtime(self) -> None:
+        kind = self.settings.runtime.kind
+        if kind != "host":
+            # TODO: sealed runtimes (docker, nix) arrive with issue 5; until then
+            # tracked runs need the host runtime, recorded as unsealed.
+            raise UserError(
+                f"runtime '{kind}' is not available yet; set "
+                'tool.aeromancy.runtime.kind = "host" in pyproject.toml '
+                "(recorded as unsealed), or use `aero repro --dev`"
+            )
+
+    def _check_pushed(self) -> None:
+        if self.code.on_remote:
+            return
+        where = self.code.commit[:12]
+        if self.settings.require_pushed:
+            raise UserError(
+                f"commit {where} is on no remote branch and "
+                "tool.aeromancy.require_pushed is true; `git push` it first"
+            )
+        self.run.warnings.append(
+            f"commit {where} is on no remote branch: no one else can rerun these "
+            "runs until you `git push` it"
+        )
+
+    def commit_lock(self) -> None:
+        """Commit what DVC changed (dvc.lock, .gitignore files) naming the runs."""
+        records = self.run.records
+        # Outputs DVC does not cache (metrics, plots) belong in git.
+        uncached = {
+            path
+            for record in records
+            if record.status == runs.SUCCEEDED
+            for path, entry in record.outputs.items()
+            if not entry["cached"]
+        }
+        changed = _dvc_bookkeeping(self.root, uncached)
+        if not changed or not records:
+            return
+        names = ", ".join(f"{r.stage} ({r.run_id})" for r in records)
+        message = f"aero repro: record runs {names}"
+        self.run.commit = gitstate.commit_paths(self.root, message, changed)
+
+
+def _remote(settings: config.Config) -> data.Remote | None:
+    remote = settings.remote
+    if not remote.url:
+        return None
+    return data.parse_remote(remote.url, remote.endpoint, remote.region, remote.profile)
+
+
+def _outputs(stage: Any) -> dict[str, dict[str, Any]]:
+    """Each output of `stage` with the hash and size DVC computed for it."""
+    found: dict[str, dict[str, Any]] = {}
+    for out in stage.outs:
+        path = Path(os.path.relpath(out.fs_path, stage.repo.root_dir)).as_posix()
+        info = out.hash_info
+        meta = out.meta
+        found[path] = {
+            "hash": f"{info.name}:{info.value}" if info and info.value else None,
+            "size": getattr(meta, "size", None),
+            "nfiles": getattr(meta, "nfiles", None),
+            "cached": bool(out.use_cache),
+            "pushed": False,
+        }
+    return found
+
+
+def _push(
+    stage: Any, outputs: dict[str, dict[str, Any]], remote: data.Remote | None
+) -> None:
+    """Push a stage's cached outputs; mark each pushed only once it is there."""
+    from dvc.exceptions import DvcException
+
+    cached = [out.fs_path for out in stage.outs if out.use_cache and out.hash_info]
+    if not cached or remote is None:
+        return
+    try:
+        stage.repo.push(targets=cached)
+    except DvcException as exc:
+        raise RemoteError(
+            f"outputs of stage '{stage.name}' were not pushed to {remote.url}: "
+            f"{exc}; run `aero data push` once the remote is reachable"
+        ) from exc
+    for entry in outputs.values():
+        entry["pushed"] = entry["cached"]
+
+
+def _dvc_bookkeeping(root: Path, uncached: set[str]) -> list[str]:
+    """What a run changed that git should keep: `dvc.lock`, DVC's `.gitignore`
+    entries, and the outputs DVC does not cache."""
+    status = gitstate.git(root, "status", "--porcelain", "-z", "--untracked-files=all")
+    paths = [entry[3:] for entry in status.split("\0") if len(entry) > 3]
+    return sorted(
+        p
+        for p in paths
+        if Path(p).name in ("dvc.lock", ".gitignore")
+        or any(p == u or p.startswith(f"{u}/") for u in uncached)
+    )
+
+
+def _iso_before(seconds: float) -> str:
+    import datetime as dt
+
+    moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+    return moment.isoformat(timespec="seconds")
