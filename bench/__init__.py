@@ -1,0 +1,1 @@
+"""Aeromancy's benchmark harness (see README.md); a package so tests can import it."""
