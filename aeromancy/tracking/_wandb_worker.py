@@ -47,13 +47,18 @@ class Session:
         except Exception as exc:
             if not self.online:
                 log.exception("W&B could not log run %s", record.run_id)
-                self.warnings.append(f"W&B could not log run {record.run_id}: {exc}")
+                self.warnings.append(
+                    f"W&B could not log run {record.run_id}: {first_line(exc)}"
+                )
                 return
             self.online = False
             self.warnings.append(
-                f"W&B online failed for run {record.run_id} ({exc}); it and later "
-                f"runs are kept offline for `aero runs sync`"
+                f"W&B online failed for run {record.run_id} ({first_line(exc)}); "
+                "it and later runs are kept offline for `aero runs sync`"
             )
+            # The service still holds the failed run's id: start a fresh one.
+            self._wandb.teardown()
+            self._wandb.setup(settings=self._settings())
             self.log(record)
 
     def close(self) -> None:
@@ -223,6 +228,12 @@ def reference(entry: Any, remote: str) -> str:
 def artifact_name(path: str) -> str:
     """A W&B artifact name for a path: letters, digits, `-`, `_` and `.` only."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", path).strip("-.")[:128] or "data"
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one short line, for a warning."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def serve(lines: TextIO, result: TextIO) -> None:

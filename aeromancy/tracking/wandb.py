@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aeromancy.config import RemoteConfig, TrackerConfig
 from aeromancy.errors import UserError
@@ -84,43 +84,45 @@ class WandbTracker:
         self._project = project
         self._remote = remote
         self._worker: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
         self._online = False
+        self._logged = 0
         self._warnings: list[str] = []
 
     def start(self, invocation: str) -> None:
-        """Decide online or offline and spawn the worker; returns in milliseconds
-        offline, within about two seconds online."""
+        """Decide online or offline and spawn the worker.
+
+        Takes milliseconds offline and at most about two seconds online; call it
+        early, so W&B warms up while everything else in `aero repro` runs.
+        """
         if self._worker is not None:
             return
         self._online = self._config.mode == "online" and self._can_go_online()
         directory = wandb_dir(self._root)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._stderr = (directory / "aeromancy-worker.log").open("ab")
-        self._worker = subprocess.Popen(
-            [sys.executable, "-m", WORKER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=self._root,
-            env=self._worker_env(),
-            start_new_session=True,
-        )
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._worker = self._spawn(directory)
+        except OSError as exc:
+            self._warnings.append(f"W&B logging cannot start: {exc}")
+            return
         self._send(self._setup(invocation, directory))
         log.info("W&B worker %d started (%s)", self._worker.pid, self._mode)
 
     def log(self, record: RunRecord) -> TrackerLink:
-        """Hand the record to the worker; the link is known before W&B is done."""
+        """Hand the record to the worker; the link is known before W&B is done.
+
+        The link holds the run's id (the record's), the folder of W&B's local
+        files and, when an entity is configured, the run's page: live when online,
+        after `aero runs sync` when the run was kept offline (`finish` says so).
+        """
         if self._worker is None:
             self.start(record.invocation)
         self._send({"op": "log", "record": record.to_json()})
-        link = {"kind": self.kind, "id": record.run_id, "mode": self._mode}
-        if self._online:
-            url = self._run_url(record.run_id)
-            if url:
-                link["url"] = url
-        else:
-            link["dir"] = str(runs_dir(self._root))
+        self._logged += 1
+        link = {"kind": self.kind, "id": record.run_id}
+        link["dir"] = str(runs_dir(self._root))
+        url = self._run_url(record.run_id)
+        if url:
+            link["url"] = url
         return link
 
     def finish(self) -> list[str]:
@@ -130,20 +132,33 @@ class WandbTracker:
             return self._warnings
         if worker.stdin:
             worker.stdin.close()
-        line = _read_line(worker, FINISH_TIMEOUT)
-        if self._stderr:
-            self._stderr.close()
-        if line is None:
-            _stop(worker)
-            self._warnings.append(
-                f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
-                f"runs not yet written are missing from {runs_dir(self._root)}"
-            )
-            return self._warnings
+        if self._logged:
+            self._warnings.extend(self._collect(worker))
         # W&B's own shutdown goes on in the worker; reap it without waiting.
         threading.Thread(target=worker.wait, daemon=True).start()
-        self._warnings.extend(_worker_warnings(line, worker.returncode))
         return self._warnings
+
+    def _collect(self, worker: subprocess.Popen[bytes]) -> list[str]:
+        line = _read_line(worker, FINISH_TIMEOUT)
+        if line is not None:
+            return _worker_warnings(line, worker.returncode)
+        _stop(worker)
+        return [
+            f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
+            f"runs not yet written are missing from {runs_dir(self._root)}"
+        ]
+
+    def _spawn(self, directory: Path) -> subprocess.Popen[bytes]:
+        with (directory / "aeromancy-worker.log").open("ab") as stderr:
+            return subprocess.Popen(
+                [sys.executable, "-m", WORKER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=self._root,
+                env=self._worker_env(),
+                start_new_session=True,
+            )
 
     @property
     def _mode(self) -> str:

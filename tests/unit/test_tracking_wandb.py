@@ -226,7 +226,7 @@ def test_online_without_a_key_stays_offline(tmp_path: Path) -> None:
 
     (link,), warnings = log_all(tmp_path, record, config=online)
 
-    assert link["mode"] == "offline"
+    assert link["url"].endswith(f"/someone/demo/runs/{record.run_id}")
     assert len(warnings) == 1
     assert "no W&B API key" in warnings[0] and "aero runs sync" in warnings[0]
     assert run_file(tmp_path, record.run_id).is_file()
@@ -245,7 +245,7 @@ def test_online_but_unreachable_completes_in_seconds_and_stays_offline(
     took = time.perf_counter() - began
 
     assert took < 5
-    assert link["mode"] == "offline" and "url" not in link
+    assert link["id"] == record.run_id
     assert "unreachable" in warnings[0] and "aero runs sync" in warnings[0]
     assert run_file(tmp_path, record.run_id).is_file()
     assert wandb_tracker.sync(tmp_path, dry_run=True)
@@ -322,3 +322,14 @@ def test_names_and_data_entries() -> None:
     tree = {"data": {"digest": "x", "paths": {"a.csv": IN_MD5}}}
     assert data_entries(tree) == {"a.csv": IN_MD5}
     assert data_entries({"data": {"a.csv": IN_MD5, "digest": "x"}}) == {"a.csv": IN_MD5}
+
+
+def test_finish_without_runs_does_not_wait_for_wandb(tmp_path: Path) -> None:
+    tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    tracker.start(INVOCATION)
+
+    began = time.perf_counter()
+    warnings = tracker.finish()
+
+    assert warnings == []
+    assert time.perf_counter() - began < 0.2
