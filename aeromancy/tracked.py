@@ -72,9 +72,13 @@ def repro(
     settings = config.load(root)
     session = _Session(root, settings)
     tracker = open_tracker(settings.tracker, root, root.name, remote=settings.remote)
-    tracker.start(session.run.invocation)
+    started: list[bool] = []
 
     def stage_done(stage: Any, result: pipeline.StageResult) -> None:
+        if result.status != pipeline.UP_TO_DATE and not started:
+            # A run with nothing to execute never pays for the tracker.
+            tracker.start(session.run.invocation)
+            started.append(True)
         stage_run = session.handle(stage, result, tracker)
         session.run.stages.append(stage_run)
         if on_stage:
@@ -85,8 +89,10 @@ def repro(
             root, targets, force=force, on_start=on_start, on_stage=stage_done
         )
     finally:
-        session.run.warnings.extend(tracker.finish())
+        if started:
+            session.run.warnings.extend(tracker.finish())
         session.commit_lock()
+    session.warn_unpushed()
     return session.run
 
 
@@ -193,17 +199,20 @@ class _Session:
             )
 
     def _check_pushed(self) -> None:
-        if self.code.on_remote:
+        if self.code.on_remote or not self.settings.require_pushed:
             return
-        where = self.code.commit[:12]
-        if self.settings.require_pushed:
-            raise UserError(
-                f"commit {where} is on no remote branch and "
-                "tool.aeromancy.require_pushed is true; `git push` it first"
-            )
+        raise UserError(
+            f"commit {self.code.commit[:12]} is on no remote branch and "
+            "tool.aeromancy.require_pushed is true; `git push` it first"
+        )
+
+    def warn_unpushed(self) -> None:
+        """Say so when runs were recorded from a commit no one else can fetch."""
+        if self.code.on_remote or not self.run.records:
+            return
         self.run.warnings.append(
-            f"commit {where} is on no remote branch: no one else can rerun these "
-            "runs until you `git push` it"
+            f"commit {self.code.commit[:12]} is on no remote branch: no one else "
+            "can rerun these runs until you `git push` it"
         )
 
     def commit_lock(self) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aeromancy import pipeline
 
 # TARGETS are the context's extra arguments rather than a typer argument: typer
 # coerces a list argument through pydantic even when it is empty, and importing
@@ -18,6 +23,7 @@ _MARKS = {
     "ran": "[green]ran[/]",
     "up to date": "[dim]up to date[/]",
     "failed": "[red]failed[/]",
+    "aborted": "[red]aborted[/]",
 }
 
 
@@ -35,32 +41,73 @@ def command(
     TARGETS are the stages to reproduce, by name or as a dvc.yaml or .dvc path
     (default: all).
     """
-    from aeromancy import config, pipeline
-    from aeromancy.console import err
-    from aeromancy.errors import UserError
+    from aeromancy import config
 
     targets: list[str] = ctx.args
     root = config.find_root()
-    config.load(root)
-    if not dev:
-        # TODO: tracked runs (fingerprint, run records, trackers) arrive with
-        # issue 4; remove this refusal when they do.
-        raise UserError("tracked runs are not available yet; use `aero repro --dev`")
+    if dev:
+        config.load(root)
+        _dev(root, targets, force)
+    else:
+        _tracked(root, targets, force)
 
-    def started(name: str, command: str) -> None:
-        shown = f"  [dim]> {command}[/]" if command else ""
-        err().print(f"[bold]stage {name}[/]{shown}")
 
-    def done(result: pipeline.StageResult) -> None:
-        err().print(f"  {_MARKS[result.status]} in {result.seconds:.2f}s")
+def _started(name: str, command: str) -> None:
+    from rich.markup import escape
+
+    from aeromancy.console import err
+
+    shown = f"  [dim]> {escape(command)}[/]" if command else ""
+    err().print(f"[bold]stage {escape(name)}[/]{shown}")
+
+
+def _done(result: pipeline.StageResult, made_by: str = "", run_id: str = "") -> None:
+    from aeromancy.console import err
+
+    mark = _MARKS.get(result.status, result.status)
+    note = (
+        f" (run {run_id})" if run_id else f" (made by run {made_by})" if made_by else ""
+    )
+    err().print(f"  {mark} in {result.seconds:.2f}s{note}")
+
+
+def _dev(root: Path, targets: list[str], force: bool) -> None:
+    from aeromancy import pipeline
+    from aeromancy.console import err
 
     results = pipeline.reproduce(
-        root, targets or (), force=force, on_start=started, on_done=done
+        root, targets, force=force, on_start=_started, on_done=_done
     )
     ran = [r.name for r in results if r.status == pipeline.RAN]
     fresh = [r.name for r in results if r.status == pipeline.UP_TO_DATE]
     err().print(
         f"dev run (untracked): {len(ran)} ran ({', '.join(ran) or '-'}), "
         f"{len(fresh)} up to date ({', '.join(fresh) or '-'})",
+        markup=False,
+    )
+
+
+def _tracked(root: Path, targets: list[str], force: bool) -> None:
+    from aeromancy import tracked
+    from aeromancy.console import err, out
+
+    def stage_done(stage: tracked.StageRun) -> None:
+        record = stage.record
+        _done(stage.result, stage.made_by or "", record.run_id if record else "")
+        if record is not None:
+            out().print(record.run_id, markup=False)
+
+    run = tracked.repro(
+        root, targets, force=force, on_start=_started, on_stage=stage_done
+    )
+    for warning in run.warnings:
+        err().print(f"[yellow]warning:[/] {warning}", highlight=False)
+    records = run.records
+    fresh = [s.result.name for s in run.stages if s.record is None]
+    err().print(
+        f"tracked run {run.invocation}: {len(records)} recorded "
+        f"({', '.join(f'{r.stage} {r.run_id}' for r in records) or '-'}), "
+        f"{len(fresh)} up to date"
+        + (f"; committed dvc.lock as {run.commit[:12]}" if run.commit else ""),
         markup=False,
     )
