@@ -27,9 +27,11 @@ __all__ = [
     "UnknownRunError",
     "list_runs",
     "load",
+    "load_manifest",
     "new_run_id",
     "now",
     "save",
+    "save_manifest",
 ]
 
 SUCCEEDED = "succeeded"
@@ -38,6 +40,9 @@ ABORTED = "aborted"
 SCHEMA = 1
 LOCAL_INDEX = Path(".aeromancy") / "runs"
 REMOTE_PREFIX = "aeromancy/runs"
+# Full package lists, one file per digest, shared by every run that used them.
+LOCAL_MANIFESTS = Path(".aeromancy") / "manifests"
+REMOTE_MANIFESTS = "aeromancy/manifests"
 
 
 class UnknownRunError(UserError):
@@ -158,6 +163,36 @@ def list_runs(root: Path, remote: Remote | None) -> list[RunRecord]:
     return sorted(found.values(), key=lambda r: (r.started, r.run_id), reverse=True)
 
 
+def save_manifest(
+    root: Path, remote: Remote | None, kind: str, text: str, digest: str
+) -> None:
+    """Keep a runtime's full package list (`kind` is debian, python or nix) by its
+    digest, locally and next to the run records; written once per digest."""
+    name = f"{kind}-{digest}.txt"
+    local = root / LOCAL_MANIFESTS / name
+    if local.exists():
+        return
+    _write_atomic(local, text)
+    if remote is not None:
+        _remote_put(remote, f"{REMOTE_MANIFESTS}/{name}", text)
+
+
+def load_manifest(
+    root: Path, remote: Remote | None, kind: str, digest: str
+) -> str | None:
+    """A package list saved by `save_manifest`, or None when neither copy exists."""
+    name = f"{kind}-{digest}.txt"
+    local = root / LOCAL_MANIFESTS / name
+    if local.exists():
+        return local.read_text(encoding="utf-8")
+    if remote is None:
+        return None
+    text = _remote_get(remote, f"{REMOTE_MANIFESTS}/{name}")
+    if text is not None:
+        _write_atomic(local, text)
+    return text
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -175,6 +210,19 @@ def _remote_put(remote: Remote, key: str, text: str) -> str:
         Bucket=remote.bucket, Key=full, Body=text.encode("utf-8")
     )
     return f"s3://{remote.bucket}/{full}"
+
+
+def _remote_get(remote: Remote, key: str) -> str | None:
+    if not remote.is_s3:
+        path = Path(remote.url) / key
+        return path.read_text(encoding="utf-8") if path.exists() else None
+    full = f"{remote.prefix}/{key}" if remote.prefix else key
+    client = _s3_client(remote)
+    try:
+        body = client.get_object(Bucket=remote.bucket, Key=full)["Body"]
+    except client.exceptions.NoSuchKey:
+        return None
+    return str(body.read().decode("utf-8"))
 
 
 def _remote_records(remote: Remote, known: set[str]) -> list[tuple[str, str]]:

@@ -108,7 +108,9 @@ class _Session:
         gitstate.require_clean(root)
         self.code = gitstate.code_state(root)
         self._check_pushed()
-        self.runtime = HostRuntime().describe()
+        self.host = HostRuntime()
+        self.runtime = self.host.describe()
+        self._manifests_saved = False
         self.environment = capture_env(os.environ, settings.runtime.pass_env)
         self._history: list[runs.RunRecord] | None = None
 
@@ -137,6 +139,7 @@ class _Session:
                 failure = exc  # recorded with its outputs marked not pushed
         record = self._record(stage, result, status, print_, outputs)
         record.tracker = tracker.log(record)
+        self._save_manifests()
         runs.save(self.root, record, self.remote)
         if failure is not None:
             raise failure
@@ -186,6 +189,21 @@ class _Session:
             ):
                 return record.run_id
         return None
+
+    def _save_manifests(self) -> None:
+        """Store the runtime's full package lists once, for `aero runs diff`."""
+        if self._manifests_saved:
+            return
+        manifests = self.host.manifest()
+        for kind, manifest in (
+            ("debian", manifests.debian),
+            ("python", manifests.python),
+        ):
+            if manifest is not None:
+                runs.save_manifest(
+                    self.root, self.remote, kind, manifest.text(), manifest.digest
+                )
+        self._manifests_saved = True
 
     def _check_runtime(self) -> None:
         kind = self.settings.runtime.kind

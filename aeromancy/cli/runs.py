@@ -42,7 +42,7 @@ def _project() -> tuple[Path, Remote | None]:
 @app.command("list")
 def list_command(as_json: JsonFlag = False) -> None:
     """Every tracked run of the project, newest first (local index and remote)."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from aeromancy import runs
     from aeromancy.console import out
@@ -52,13 +52,20 @@ def list_command(as_json: JsonFlag = False) -> None:
     if as_json:
         out().print_json(json.dumps([json.loads(r.to_json()) for r in records]))
         return
-    table = Table("run", "stage", "status", "started", "fingerprint", "commit")
+    table = Table(
+        Column("run", no_wrap=True, min_width=22),
+        "stage",
+        "status",
+        Column("started (UTC)", no_wrap=True),
+        "fingerprint",
+        "commit",
+    )
     for record in records:
         table.add_row(
             record.run_id,
             record.stage,
             record.status,
-            record.started,
+            record.started[:19].replace("T", " "),
             record.fingerprint_digest[:12],
             record.commit[:12],
         )
@@ -106,3 +113,60 @@ def _add_mapping(branch: Tree, value: object) -> None:
             _add_mapping(branch.add(Text(str(key))), child)
         else:
             branch.add(Text(f"{key}: {child}"))
+
+
+@app.command("diff")
+def diff_command(run_a: str, run_b: str, as_json: JsonFlag = False) -> None:
+    """What differs between two runs: code, runtime packages, data, params, outputs."""
+    from rich.table import Column, Table
+
+    from aeromancy import rundiff, runs
+    from aeromancy.console import err, out
+
+    root, remote = _project()
+    a = runs.load(root, remote, run_a)
+    b = runs.load(root, remote, run_b)
+    differences = rundiff.compare(root, remote, a, b)
+    if as_json:
+        rows = [{"where": d.where, "a": d.a, "b": d.b} for d in differences]
+        out().print_json(
+            json.dumps({"a": a.run_id, "b": b.run_id, "differences": rows})
+        )
+        return
+    if not differences:
+        err().print(f"runs {a.run_id} and {b.run_id} do not differ", markup=False)
+        return
+    table = Table(
+        "where",
+        Column(a.run_id, overflow="fold"),
+        Column(b.run_id, overflow="fold"),
+    )
+    for difference in differences:
+        table.add_row(difference.where, _shown(difference.a), _shown(difference.b))
+    out().print(table)
+
+
+@app.command("sync")
+def sync_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be uploaded.")
+    ] = False,
+) -> None:
+    """Upload the tracker runs kept offline (W&B offline mode)."""
+    from aeromancy import config
+    from aeromancy.console import err, out
+    from aeromancy.tracking.base import sync
+
+    root = config.find_root()
+    settings = config.load(root)
+    handled = sync(settings.tracker, root, dry_run=dry_run)
+    for folder in handled:
+        out().print(folder, markup=False)
+    verb = "would upload" if dry_run else "uploaded"
+    err().print(f"{verb} {len(handled)} offline run(s) to {settings.tracker.kind}")
+
+
+def _shown(value: object) -> str:
+    from rich.markup import escape
+
+    return "-" if value is None else escape(str(value))
