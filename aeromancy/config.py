@@ -27,6 +27,7 @@ __all__ = [
     "find_root",
     "load",
     "read_document",
+    "set_table_values",
 ]
 
 TRACKER_KINDS = ("wandb", "mlflow", "none")
@@ -226,6 +227,36 @@ def append_table(path: Path, block: str) -> bool:
     tomlkit.parse(text)  # the block is ours: a failure here is a bug, not bad input
     _atomic_write(path, text)
     return True
+
+
+def set_table_values(path: Path, dotted: str, values: Mapping[str, str | None]) -> None:
+    """Set string keys of the table `dotted` in the TOML file at `path`, in place.
+
+    A None value removes its key. Comments, key order and every other byte of the
+    file stay as they were; a missing table is added at the end.
+    """
+    import tomlkit
+
+    document = read_document(path)
+    table = _lookup(document, dotted)
+    if table is None:
+        table = tomlkit.table()
+        parent = document
+        *parents, last = dotted.split(".")
+        for part in parents:
+            if part not in parent:
+                parent[part] = tomlkit.table(is_super_table=True)
+            parent = parent[part]
+        parent[last] = table
+    elif not isinstance(table, Mapping):
+        raise ConfigError(f"{_shown(path)}: {dotted} must be a table (got {table!r})")
+
+    for key, value in values.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    _atomic_write(path, tomlkit.dumps(document))
 
 
 def _check_table(table: Any, spec: _Spec, where: str, path: Path) -> dict[str, Any]:

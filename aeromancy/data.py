@@ -4,6 +4,11 @@ A remote is an S3-like bucket and prefix (AWS S3, Ceph RGW, MinIO, Garage, with
 an optional endpoint, region and profile) or, on one machine, a local folder.
 Credentials never pass through here: boto reads them from the AWS environment
 or the named profile.
+
+Every project of a user shares one local DVC cache (`setup_cache`), linked into
+the workspace so that a dataset is stored once and is read-only where it is used.
+Datasets themselves live in `aeromancy.datasets`, transfers in
+`aeromancy.transfer`.
 """
 
 from __future__ import annotations
@@ -13,20 +18,37 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from aeromancy import config
 from aeromancy.errors import RemoteError
 
 __all__ = [
+    "CACHE_LINK_TYPES",
     "DVC_REMOTE_NAME",
     "Remote",
+    "change_remote",
     "check_reachable",
     "configure_dvc_remote",
     "default_local_remote",
+    "explain_s3_error",
     "parse_remote",
+    "project_remote",
+    "s3_client",
+    "setup_cache",
+    "shared_cache_dir",
 ]
 
 DVC_REMOTE_NAME = "aeromancy"
+# No link costs space. A hardlink or symlink shares the cache's read-only file;
+# a copy is the last resort, for a cache on a device that allows neither.
+CACHE_LINK_TYPES = "hardlink,symlink,copy"
+# Where the filesystem clones files (btrfs, XFS), a reflink is better still: the
+# workspace file is writable without the cache's copy changing with it. DVC tries
+# the first type on `dvc add` and copies if it fails, so it goes first only
+# where it works.
+REFLINK_FIRST = "reflink,hardlink,symlink,copy"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -93,6 +115,103 @@ def default_local_remote(project: str) -> str:
     return str(base / "aeromancy" / "remotes" / f"{project}-{uuid.uuid4().hex[:8]}")
 
 
+def project_remote(root: Path) -> Remote:
+    """The remote in `[tool.aeromancy.remote]` of the project at `root`."""
+    settings = config.load(root).remote
+    if not settings.url:
+        raise RemoteError(
+            "pyproject.toml: tool.aeromancy.remote.url is not set; "
+            "set one with `aero data remote URL`"
+        )
+    return parse_remote(
+        settings.url, settings.endpoint, settings.region, settings.profile
+    )
+
+
+def change_remote(root: Path, remote: Remote) -> None:
+    """Point the project at `root` to `remote`: pyproject.toml and `.dvc/config`.
+
+    Both files change or neither does. The data is not copied: `aero data push`
+    fills the new remote from the local cache.
+    """
+    check_reachable(remote)
+    pyproject = root / "pyproject.toml"
+    before = pyproject.read_bytes()
+    values = {
+        "url": remote.url,
+        "endpoint": remote.endpoint,
+        "region": remote.region,
+        "profile": remote.profile,
+    }
+    config.set_table_values(pyproject, f"{config.TABLE}.remote", values)
+    try:
+        configure_dvc_remote(root, remote)
+    except Exception:
+        pyproject.write_bytes(before)
+        raise
+
+
+def shared_cache_dir() -> Path:
+    """The DVC cache every project of this user shares."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "aeromancy" / "dvc-cache"
+
+
+def setup_cache(root: Path, cache_dir: Path | None = None) -> Path:
+    """Use the shared cache for the DVC repository at `root`; return its folder.
+
+    Written to `.dvc/config.local`, which git ignores: the cache is this user's
+    business, and a clone elsewhere works with DVC's defaults. Links make the
+    workspace copy of a dataset read-only, so it cannot be edited in place.
+    """
+    from dvc.config import Config
+
+    folder = (cache_dir or shared_cache_dir()).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    links = REFLINK_FIRST if _reflinks(folder, root / ".dvc") else CACHE_LINK_TYPES
+    conf = Config(dvc_dir=root / ".dvc", validate=False)
+    with conf.edit("local") as local:
+        local["cache"]["dir"] = str(folder)
+        local["cache"]["type"] = links
+    return folder
+
+
+def _reflinks(cache: Path, workspace: Path) -> bool:
+    """Whether a file in `cache` can be cloned into `workspace`."""
+    from dvc_objects.fs.system import reflink
+
+    source = cache / f".aero-reflink-{uuid.uuid4().hex[:8]}"
+    target = workspace / source.name
+    try:
+        source.write_bytes(b"probe")
+        reflink(str(source), str(target))  # type: ignore[no-untyped-call]
+    except OSError:
+        return False
+    finally:
+        source.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+    return True
+
+
+def s3_client(remote: Remote, *, timeouts: bool = False) -> Any:
+    """A boto3 S3 client for `remote`'s endpoint, region and profile.
+
+    With `timeouts`, a dead endpoint fails within seconds instead of retrying.
+    """
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    options: dict[str, Any] = {"max_pool_connections": 32}
+    if timeouts:
+        options.update(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
+    session = boto3.session.Session(
+        profile_name=remote.profile, region_name=remote.region
+    )
+    return session.client(
+        "s3", endpoint_url=remote.endpoint, config=BotoConfig(**options)
+    )
+
+
 def check_reachable(remote: Remote) -> None:
     """Raise `RemoteError` with the reason when `remote` cannot be used."""
     if remote.is_s3:
@@ -133,8 +252,19 @@ def _check_local(path: Path) -> None:
 
 
 def _check_s3(remote: Remote) -> None:
-    import boto3
-    from botocore.config import Config as BotoConfig
+    try:
+        s3_client(remote, timeouts=True).head_bucket(Bucket=remote.bucket)
+    except Exception as exc:
+        raise explain_s3_error(exc, remote) from None
+
+
+def explain_s3_error(
+    exc: BaseException, remote: Remote, bucket: str | None = None
+) -> RemoteError:
+    """One line saying what went wrong with an S3 request, where, and the fix.
+
+    `bucket` names another bucket of the same endpoint (an `s3://` source).
+    """
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -143,45 +273,58 @@ def _check_s3(remote: Remote) -> None:
         ProfileNotFound,
     )
 
+    url = remote.url if bucket in (None, remote.bucket) else f"s3://{bucket}"
+    bucket = bucket or remote.bucket
     where = remote.endpoint or "AWS S3"
-    try:
-        session = boto3.session.Session(
-            profile_name=remote.profile, region_name=remote.region
-        )
-        client = session.client(
-            "s3",
-            endpoint_url=remote.endpoint,
-            config=BotoConfig(
-                connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}
-            ),
-        )
-        client.head_bucket(Bucket=remote.bucket)
-    except ProfileNotFound:
-        raise RemoteError(
+    if isinstance(exc, ProfileNotFound):
+        return RemoteError(
             f"AWS profile '{remote.profile}' is not configured; "
             "check ~/.aws/config or drop --profile"
-        ) from None
-    except NoCredentialsError:
-        raise RemoteError(
-            f"no AWS credentials for {remote.url}; set AWS_ACCESS_KEY_ID and "
+        )
+    if isinstance(exc, NoCredentialsError):
+        return RemoteError(
+            f"no AWS credentials for {url}; set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY or pass --profile"
-        ) from None
-    except EndpointConnectionError:
-        raise RemoteError(
-            f"remote {remote.url} is unreachable: cannot connect to {where}; "
+        )
+    if isinstance(exc, EndpointConnectionError) or _refused(exc):
+        return RemoteError(
+            f"remote {url} is unreachable: cannot connect to {where}; "
             "check --endpoint and that the server is running"
-        ) from None
-    except ClientError as exc:
+        )
+    if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchBucket"):
-            raise RemoteError(
-                f"bucket '{remote.bucket}' does not exist at {where}; create it first"
-            ) from None
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId"):
-            raise RemoteError(
-                f"access denied to bucket '{remote.bucket}' at {where}; "
+            return RemoteError(
+                f"bucket '{bucket}' does not exist at {where}; create it first"
+            )
+        if code in _DENIED:
+            return RemoteError(
+                f"access denied to bucket '{bucket}' at {where} ({code}); "
                 "check the AWS credentials or --profile"
-            ) from None
-        raise RemoteError(f"remote {remote.url} refused access: {code}") from None
-    except BotoCoreError as exc:
-        raise RemoteError(f"remote {remote.url} is unreachable: {exc}") from None
+            )
+        return RemoteError(f"{url} at {where} refused the request: {code}")
+    if isinstance(exc, BotoCoreError):
+        return RemoteError(f"remote {url} is unreachable: {exc}")
+    if isinstance(exc, OSError):
+        return RemoteError(f"remote {url} at {where} failed: {exc}")
+    raise exc
+
+
+_DENIED = (
+    "403",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is a refused or failed TCP connection."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError) or "Cannot connect to host" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

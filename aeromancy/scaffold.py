@@ -96,6 +96,7 @@ def _create(target: Path, options: InitOptions, remote: data.Remote) -> InitResu
         gitstate.init_repo(target)
         _dvc_init(target)
         data.configure_dvc_remote(target, remote)
+        data.setup_cache(target)
         _track_sample(target)
         # Commit only what init made: with --force, the user's files stay theirs.
         ours = sorted(
@@ -117,6 +118,9 @@ def _adopt(target: Path, options: InitOptions, remote: data.Remote) -> InitResul
     if not (target / ".dvc").is_dir():
         _dvc_init(target)
         result.added.append(".dvc/")
+    if _own_cache_empty(target):
+        data.setup_cache(target)
+        result.added.append(".dvc/config.local (the shared cache)")
     # The repository has its own README and, usually, its own pipeline.
     skip = ("README.md", *(_EXAMPLE if (target / "dvc.yaml").exists() else ()))
     _render(target, options, remote, result, skip=skip)
@@ -212,6 +216,21 @@ def _track_sample(target: Path) -> None:
     """Track the example dataset with DVC, as `aero data ingest` would."""
     with open_repo(target) as repo:
         repo.add(str(target / SAMPLE_DATASET))
+
+
+def _own_cache_empty(target: Path) -> bool:
+    """Whether the repository keeps nothing in a cache of its own yet.
+
+    TODO: move the objects of a repository's own cache into the shared one on
+    adoption; until then such a repository keeps its cache.
+    """
+    from dvc.config import Config
+
+    local = Config(dvc_dir=target / ".dvc", validate=False).load_one("local")
+    if local.get("cache", {}).get("dir"):
+        return False
+    own = target / ".dvc" / "cache"
+    return not own.exists() or not any(p.is_file() for p in own.rglob("*"))
 
 
 def _remote_configured(target: Path) -> bool:
