@@ -166,8 +166,7 @@ class WandbTracker:
 
     def _can_go_online(self) -> bool:
         url = base_url()
-        host = urllib.parse.urlsplit(url).hostname or ""
-        if not (os.environ.get("WANDB_API_KEY") or _netrc_has(host)):
+        if not (os.environ.get("WANDB_API_KEY") or _netrc_has(_host(url))):
             self._warn_offline(
                 "no W&B API key (set WANDB_API_KEY or run `wandb login`)"
             )
@@ -232,11 +231,14 @@ def sync(root: Path, *, dry_run: bool = False) -> list[str]:
         upload).
 
     Raises:
-        UserError: `wandb sync` failed; the message is its last line of output.
+        UserError: No API key, W&B unreachable, or `wandb sync` failed (the
+            message is then its last line of output).
     """
     folders = [str(path) for path in offline_runs(root)]
     if not folders:
         return []
+    if not dry_run:
+        _check_online(len(folders), runs_dir(root))
     command = [sys.executable, "-m", "wandb", "sync"]
     command += ["--dry-run"] if dry_run else []
     try:
@@ -257,6 +259,29 @@ def sync(root: Path, *, dry_run: bool = False) -> list[str]:
         raise UserError(f"`wandb sync` failed: {last[-1]}")
     log.info("wandb sync handled %d offline runs", len(folders))
     return folders
+
+
+def _check_online(count: int, folder: Path) -> None:
+    """Refuse to sync without a key or a reachable W&B: `wandb sync` would hang."""
+    url = base_url()
+    kept = f"{count} offline run stays in {folder}"
+    if count != 1:
+        kept = f"{count} offline runs stay in {folder}"
+    if not (os.environ.get("WANDB_API_KEY") or _netrc_has(_host(url))):
+        raise UserError(
+            f"no W&B API key; {kept}; run `wandb login` (or set WANDB_API_KEY) "
+            "and `aero runs sync` again"
+        )
+    why = reachable(url, REACH_TIMEOUT)
+    if why:
+        raise UserError(
+            f"W&B at {redact_url(url)} is unreachable ({why}); {kept}; "
+            "run `aero runs sync` again when it answers"
+        )
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or ""
 
 
 def _reference_base(remote: RemoteConfig, root: Path) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from aeromancy.config import RemoteConfig, TrackerConfig
+from aeromancy.errors import UserError
 from aeromancy.runs import FAILED, SUCCEEDED, RunRecord
 from aeromancy.tracking import wandb as wandb_tracker
 from aeromancy.tracking._wandb_worker import artifact_name, data_entries, reference
@@ -333,3 +334,22 @@ def test_finish_without_runs_does_not_wait_for_wandb(tmp_path: Path) -> None:
 
     assert warnings == []
     assert time.perf_counter() - began < 0.2
+
+
+def test_sync_without_a_key_or_network_refuses_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_all(tmp_path, make_record("train", "20260101-120003-llllll"))
+
+    with pytest.raises(UserError, match="no W&B API key") as no_key:
+        wandb_tracker.sync(tmp_path)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_API_KEY", "canary-wandb-key-" + "1" * 23)
+    began = time.perf_counter()
+    with pytest.raises(UserError, match="unreachable") as unreachable:
+        wandb_tracker.sync(tmp_path)
+
+    assert time.perf_counter() - began < 3
+    for caught in (no_key, unreachable):
+        assert "1 offline run stays in" in caught.value.message
+        assert "aero runs sync" in caught.value.message
