@@ -35,6 +35,7 @@ __all__ = [
     "check_name",
     "check_unchanged",
     "ingest",
+    "protect",
     "versions",
 ]
 
@@ -343,13 +344,22 @@ def _track(root: Path, dataset: Path) -> tuple[int, int]:
                 f"DVC cannot track {_relative(root, dataset)}: {exc}"
             ) from None
         meta = stage.outs[0].meta
+    protect(dataset)
+    return int(meta.size or 0), int(meta.nfiles or 0)
+
+
+def protect(dataset: Path) -> None:
+    """Take write permission off every regular file of `dataset`.
+
+    Hardlinks and symlinks into the cache are read-only already; a copy or a
+    reflink is not until this runs.
+    """
     for folder, _, names in os.walk(dataset):
         for file_name in names:
             path = Path(folder, file_name)
             mode = path.lstat().st_mode
             if stat.S_ISREG(mode):
                 path.chmod(stat.S_IMODE(mode) & ~0o222)
-    return int(meta.size or 0), int(meta.nfiles or 0)
 
 
 def _commit(

@@ -213,9 +213,16 @@ def _dvc_init(target: Path) -> None:
 
 
 def _track_sample(target: Path) -> None:
-    """Track the example dataset with DVC, as `aero data ingest` would."""
+    """Track and push the example dataset, as `aero data ingest` would.
+
+    Pushed, so that a fresh clone gets it with a plain `dvc pull`.
+    """
+    from aeromancy import datasets, transfer
+
     with open_repo(target) as repo:
         repo.add(str(target / SAMPLE_DATASET))
+    datasets.protect(target / SAMPLE_DATASET)
+    transfer.push(target, [f"{SAMPLE_DATASET}.dvc"])
 
 
 def _own_cache_empty(target: Path) -> bool:

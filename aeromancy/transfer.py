@@ -55,9 +55,9 @@ class Moved:
     def summary(self) -> str:
         """One line: "pushed 3 files, 12.4 MB to s3://..."."""
         if not self.files:
-            where = "in" if self.verb == "pushed" else "from"
-            line = f"nothing to {self.verb[:-2]}: everything is already {where} "
-            return line + self.remote if self.verb == "pushed" else line + "the cache"
+            if self.verb == "pushed":
+                return f"nothing to push: everything is already in {self.remote}"
+            return "nothing to pull: everything is already in the cache"
         direction = "to" if self.verb == "pushed" else "from"
         noun = "file" if self.files == 1 else "files"
         return (
@@ -238,21 +238,38 @@ def _fetch(
 def _checkout(repo: Any, targets: Sequence[str]) -> None:
     from dvc.exceptions import CheckoutError
 
+    paths = _paths(repo, targets)
+    if not paths:
+        return
     try:
-        repo.checkout(targets=list(targets) or None)
+        repo.checkout(targets=paths)
     except CheckoutError as exc:
-        paths = ", ".join(sorted(exc.target_infos)[:3]) if exc.target_infos else ""
+        shown = ", ".join(sorted(exc.target_infos)[:3]) if exc.target_infos else ""
         raise UserError(
-            f"cannot check out {paths or 'the data'}: it is in neither the cache "
+            f"cannot check out {shown or 'the data'}: it is in neither the cache "
             "nor the remote; push it from a machine that has it"
         ) from None
 
 
 def _used_objects(repo: Any, targets: Sequence[str]) -> set[Any]:
     """The objects the workspace's outputs (or `targets`) use, dirs not expanded."""
-    used = repo.used_objs(targets=list(targets) or None, force=True, push=True)
+    paths = _paths(repo, targets)
+    if not paths:
+        return set()
+    used = repo.used_objs(targets=paths, force=True, push=True)
     # Objects keyed by an ODB belong to `dvc import`s of other repositories.
     return set(used.get(None, set()))
+
+
+def _paths(repo: Any, targets: Sequence[str]) -> list[str]:
+    """`targets` relative to the project's root (absolute ones stay as they are).
+
+    No targets means every output that has a hash: a stage that never ran has
+    nothing to move, and DVC would only warn about each of its outputs.
+    """
+    if targets:
+        return [os.path.join(repo.root_dir, t) for t in targets]
+    return [o.fs_path for o in repo.index.outs if o.use_cache and o.hash_info]
 
 
 def _expand(cache: Any, objs: set[Any]) -> set[Any]:
@@ -407,7 +424,7 @@ def _dvc_errors(remote: data.Remote) -> Iterator[None]:
     except UserError:
         raise
     except DvcException as exc:
-        raise RemoteError(f"DVC failed on {remote.url}: {exc}") from None
+        raise RemoteError(f"DVC failed on {remote.url}: {exc}") from exc
     except Exception as exc:
         if remote.is_s3:
             with contextlib.suppress(Exception):

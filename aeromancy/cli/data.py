@@ -102,7 +102,7 @@ def push(
 
     root = config.find_root()
     with _Bar() as bar:
-        moved = transfer.push(root, targets or (), jobs=jobs, progress=bar)
+        moved = transfer.push(root, _absolute(targets), jobs=jobs, progress=bar)
     _report(moved)
 
 
@@ -129,7 +129,7 @@ def pull(
         )
     root = config.find_root()
     with _Bar() as bar:
-        moved = transfer.pull(root, targets or (), jobs=jobs, progress=bar)
+        moved = transfer.pull(root, _absolute(targets), jobs=jobs, progress=bar)
     _report(moved)
 
 
@@ -243,6 +243,13 @@ def _report(moved: Any) -> None:
             markup=False,
         )
     err().print(moved.summary(), markup=False)
+
+
+def _absolute(targets: list[str] | None) -> list[str]:
+    """Paths as the user typed them, relative to where `aero` runs."""
+    import os
+
+    return [os.path.abspath(target) for target in targets or ()]
 
 
 def _print_json(value: Any) -> None:
