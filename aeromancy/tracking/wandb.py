@@ -4,9 +4,9 @@ W&B's start-up (import, its service, the first run's init and finish) costs
 about 1.5 s and each further run tens of milliseconds. None of that may sit
 between two stages, so `start` spawns one worker process
 (`aeromancy.tracking._wandb_worker`) that imports W&B and warms its service
-while the first stage runs; `log` writes the run record to the worker's stdin
-as one JSON line and returns at once; `finish` closes the pipe and waits, within
-a bound, for the worker to end its runs. The worker has its own session, so a
+while the first stage runs; `log` queues the run record and returns at once (a
+feeder thread writes it to the worker's stdin as one JSON line); `finish` ends
+the input and waits, within a bound, for the worker to end its runs. The worker has its own session, so a
 Ctrl-C meant for a stage does not stop it from logging that stage as aborted.
 
 Runs are offline by default, written under `$WANDB_DIR` or `.aeromancy/wandb`
@@ -23,6 +23,7 @@ import json
 import logging
 import netrc
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -31,7 +32,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aeromancy.config import RemoteConfig, TrackerConfig
 from aeromancy.errors import UserError
@@ -84,6 +85,7 @@ class WandbTracker:
         self._project = project
         self._remote = remote
         self._worker: subprocess.Popen[bytes] | None = None
+        self._feeder: Feeder | None = None
         self._online = False
         self._logged = 0
         self._warnings: list[str] = []
@@ -104,7 +106,9 @@ class WandbTracker:
         except OSError as exc:
             self._warnings.append(f"W&B logging cannot start: {exc}")
             return
-        self._send(self._setup(invocation, directory))
+        assert self._worker.stdin is not None
+        self._feeder = Feeder(self._worker.stdin)
+        self._feeder.put(self._setup(invocation, directory))
         log.info("W&B worker %d started (%s)", self._worker.pid, self._mode)
 
     def log(self, record: RunRecord) -> TrackerLink:
@@ -116,8 +120,9 @@ class WandbTracker:
         """
         if self._worker is None:
             self.start(record.invocation)
-        self._send({"op": "log", "record": record.to_json()})
-        self._logged += 1
+        if self._feeder:
+            self._feeder.put({"op": "log", "record": record.to_json()})
+            self._logged += 1
         link = {"kind": self.kind, "id": record.run_id}
         link["dir"] = str(runs_dir(self._root))
         url = self._run_url(record.run_id)
@@ -127,29 +132,34 @@ class WandbTracker:
 
     def finish(self) -> list[str]:
         """Wait for the worker to end every run; a stuck worker is stopped."""
-        worker, self._worker = self._worker, None
-        if worker is None:
+        worker, feeder = self._worker, self._feeder
+        self._worker = self._feeder = None
+        if worker is None or feeder is None:
             return self._warnings
-        if worker.stdin:
-            worker.stdin.close()
+        deadline = time.monotonic() + FINISH_TIMEOUT
+        feeder.close(FINISH_TIMEOUT)
         if self._logged:
-            self._warnings.extend(self._collect(worker))
+            self._warnings.extend(self._collect(worker, feeder, deadline))
         # W&B's own shutdown goes on in the worker; reap it without waiting.
         threading.Thread(target=worker.wait, daemon=True).start()
         return self._warnings
 
-    def _collect(self, worker: subprocess.Popen[bytes]) -> list[str]:
-        line = _read_line(worker, FINISH_TIMEOUT)
+    def _collect(
+        self, worker: subprocess.Popen[bytes], feeder: Feeder, deadline: float
+    ) -> list[str]:
+        line = _read_line(worker, deadline - time.monotonic())
         if line is not None:
             return _worker_warnings(line, worker.returncode)
         _stop(worker)
+        if feeder.broken:
+            return [f"W&B worker stopped early ({feeder.broken}); see {self._log}"]
         return [
             f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
             f"runs not yet written are missing from {runs_dir(self._root)}"
         ]
 
     def _spawn(self, directory: Path) -> subprocess.Popen[bytes]:
-        with (directory / "aeromancy-worker.log").open("ab") as stderr:
+        with self._log.open("ab") as stderr:
             return subprocess.Popen(
                 [sys.executable, "-m", WORKER],
                 stdin=subprocess.PIPE,
@@ -208,19 +218,46 @@ class WandbTracker:
         app = base_url().replace("://api.wandb.ai", "://wandb.ai")
         return f"{app}/{self._config.entity}/{self._project}/runs/{run_id}"
 
-    def _send(self, message: dict[str, Any]) -> None:
-        if self._worker is None or self._worker.stdin is None:
-            return
+    @property
+    def _log(self) -> Path:
+        return wandb_dir(self._root) / "aeromancy-worker.log"
+
+
+class Feeder:
+    """Writes messages to the worker's stdin from a thread.
+
+    `log` only queues a message, so it never blocks on a full pipe while the
+    worker is still importing W&B.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.broken = ""
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(stream,), name="aero-wandb-feeder", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, message: dict[str, Any]) -> None:
+        """Queue one message (a JSON line) for the worker."""
+        self._queue.put(json.dumps(message).encode() + b"\n")
+
+    def close(self, timeout: float) -> None:
+        """Send what is queued, then end of input; wait at most `timeout` seconds."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self, stream: IO[bytes]) -> None:
         try:
-            self._worker.stdin.write(json.dumps(message).encode() + b"\n")
-            self._worker.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
+            while (data := self._queue.get()) is not None:
+                stream.write(data)
+                stream.flush()
+        except OSError as exc:
+            self.broken = exc.strerror or type(exc).__name__
             log.warning("W&B worker is gone: %s", exc)
-            self._warnings.append(
-                f"W&B worker stopped early; see {wandb_dir(self._root)}"
-                "/aeromancy-worker.log"
-            )
-            self._worker.stdin = None
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 def sync(root: Path, *, dry_run: bool = False) -> list[str]:

@@ -353,3 +353,24 @@ def test_sync_without_a_key_or_network_refuses_in_one_line(
     for caught in (no_key, unreachable):
         assert "1 offline run stays in" in caught.value.message
         assert "aero runs sync" in caught.value.message
+
+
+def test_large_records_never_block_log_on_the_pipe(tmp_path: Path) -> None:
+    tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    big = {"vocabulary": [f"token{i:06d}" for i in range(20_000)]}  # ~300 KB
+    records = [
+        make_record(f"s{i}", f"20260101-12000{i}-mmmmm{i}", params=big)
+        for i in range(3)
+    ]
+
+    tracker.start(INVOCATION)
+    began = time.perf_counter()
+    for record in records:
+        tracker.log(record)
+    logged = time.perf_counter() - began
+    warnings = tracker.finish()
+
+    assert logged < 0.5  # far more than a pipe holds, queued while W&B starts
+    assert warnings == []
+    for record in records:
+        assert "exit" in by_type(run_file(tmp_path, record.run_id))
