@@ -65,6 +65,7 @@ class MlflowTracker:
         self._root = root
         self._project = project
         self._uri = config.tracking_uri or default_uri(root)
+        self._default = not config.tracking_uri
         self._started = False
         self._ready = threading.Event()
         self._client: Any = None
@@ -76,9 +77,10 @@ class MlflowTracker:
         """Check the tracking URI now; open the store in the background.
 
         Raises:
-            ConfigError: MLflow does not know the URI's scheme, or its server
-                does not answer.
+            ConfigError: The tracking URI is unusable (see `check_uri`).
         """
+        if self._default:
+            (self._root / ".aeromancy").mkdir(parents=True, exist_ok=True)
         check_uri(self._uri)
         self._started = True
         threading.Thread(target=self._open, name="aero-mlflow", daemon=True).start()
@@ -168,7 +170,9 @@ def check_uri(uri: str) -> None:
     """Refuse a tracking URI MLflow cannot use, in one line naming the key.
 
     Raises:
-        ConfigError: Unknown scheme, or an http(s) server that does not answer.
+        ConfigError: An unknown scheme, a file store MLflow 3 refuses, an SQLite
+            database in a missing folder, or an http(s) server that does not
+            answer.
     """
     scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0]
     shown = redact_url(uri)
@@ -178,6 +182,10 @@ def check_uri(uri: str) -> None:
             "use sqlite:///PATH.db or http(s)://HOST:PORT, or remove it for "
             "SQLite in .aeromancy/mlflow.db"
         )
+    if scheme in ("", "file"):
+        _check_file_store(shown)
+    if scheme == "sqlite":
+        _check_sqlite(uri, shown)
     if scheme in ("http", "https"):
         why = reachable(uri, REACH_TIMEOUT)
         if why:
@@ -238,6 +246,27 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         flat[name] = text[:PARAM_LIMIT]
     return flat
+
+
+def _check_file_store(shown: str) -> None:
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
+    if allowed or importlib.metadata.version("mlflow").startswith(("1.", "2.")):
+        return
+    raise ConfigError(
+        f"`{URI_KEY}` = '{shown}' is a file store, which MLflow 3 refuses; "
+        "use sqlite:///PATH.db, or remove it for SQLite in .aeromancy/mlflow.db"
+    )
+
+
+def _check_sqlite(uri: str, shown: str) -> None:
+    # sqlite:///relative.db, sqlite:////absolute.db; in-memory has no folder.
+    path = uri.split(":///", 1)[-1].split("?", 1)[0]
+    if path in ("", ":memory:") or Path(path).parent.is_dir():
+        return
+    raise ConfigError(
+        f"`{URI_KEY}` = '{shown}': the folder {Path(path).parent} does not exist; "
+        "create it or point the URI elsewhere"
+    )
 
 
 def _plugin_schemes() -> set[str]:

@@ -6,8 +6,9 @@ between two stages, so `start` spawns one worker process
 (`aeromancy.tracking._wandb_worker`) that imports W&B and warms its service
 while the first stage runs; `log` queues the run record and returns at once (a
 feeder thread writes it to the worker's stdin as one JSON line); `finish` ends
-the input and waits, within a bound, for the worker to end its runs. The worker has its own session, so a
-Ctrl-C meant for a stage does not stop it from logging that stage as aborted.
+the input and waits, within a bound, for the worker to end its runs. The
+worker has its own session, so a Ctrl-C meant for a stage does not stop it from
+logging that stage as aborted.
 
 Runs are offline by default, written under `$WANDB_DIR` or `.aeromancy/wandb`
 and uploaded later by `aero runs sync`. They go online only with

@@ -138,6 +138,30 @@ def test_unknown_scheme_is_one_line_naming_the_key(tmp_path: Path, uri: str) -> 
     assert uri in message and "sqlite:///" in message
 
 
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("file:///tmp/mlruns", "file store, which MLflow 3 refuses"),
+        ("sqlite:////no/such/folder/m.db", "/no/such/folder does not exist"),
+    ],
+)
+def test_unusable_local_store_is_refused_up_front(
+    tmp_path: Path, uri: str, says: str
+) -> None:
+    import mlflow
+
+    if uri.startswith("file") and mlflow.__version__.startswith("2."):
+        pytest.skip("MLflow 2 accepts file stores")
+    tracker = open_tracker(
+        TrackerConfig(kind="mlflow", tracking_uri=uri), tmp_path, "d"
+    )
+
+    with pytest.raises(ConfigError, match=says) as caught:
+        tracker.start(INVOCATION)
+
+    assert "tool.aeromancy.tracker.tracking_uri" in caught.value.message
+
+
 def test_unreachable_server_is_refused_within_seconds(tmp_path: Path) -> None:
     config = TrackerConfig(kind="mlflow", tracking_uri="http://user:pw@127.0.0.1:9")
     tracker = open_tracker(config, tmp_path, "demo")
