@@ -89,13 +89,11 @@ def _dev(root: Path, targets: list[str], force: bool) -> None:
 
 def _tracked(root: Path, targets: list[str], force: bool) -> None:
     from aeromancy import tracked
-    from aeromancy.console import err, out
+    from aeromancy.console import err
 
     def stage_done(stage: tracked.StageRun) -> None:
         record = stage.record
         _done(stage.result, stage.made_by or "", record.run_id if record else "")
-        if record is not None:
-            out().print(record.run_id, markup=False)
 
     run = tracked.repro(
         root, targets, force=force, on_start=_started, on_stage=stage_done
