@@ -10,8 +10,11 @@ Backends are imported only when chosen, so `aero --help` never loads W&B or MLfl
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +25,7 @@ from aeromancy.runs import RunRecord
 __all__ = [
     "Tracker",
     "TrackerLink",
+    "answers",
     "open_tracker",
     "reachable",
     "redact_url",
@@ -127,6 +131,29 @@ def reachable(url: str, timeout: float = 2.0) -> str | None:
     worker.start()
     worker.join(timeout + 0.2)
     return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def answers(url: str, timeout: float = 2.0) -> str | None:
+    """Whether an HTTP server at `url` answers within `timeout` seconds.
+
+    Any answer counts, an error status or a TLS handshake included: only silence,
+    a refused connection or an unknown host do not. Returns None when it answers,
+    otherwise why not (one short phrase).
+    """
+    why = reachable(url, timeout)
+    if why:
+        return why
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            return None
+        return str(exc.reason)
+    except (TimeoutError, OSError) as exc:
+        return str(exc) or f"no answer within {timeout:g} s"
+    return None
 
 
 def redact_url(url: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from aeromancy.config import TrackerConfig
 from aeromancy.errors import ConfigError
 from aeromancy.runs import ABORTED, FAILED, RunRecord
-from aeromancy.tracking.base import KEY, TrackerLink, reachable, redact_url
+from aeromancy.tracking.base import KEY, TrackerLink, answers, redact_url
 
 __all__ = ["MlflowTracker", "default_uri", "flatten", "run_tags"]
 
@@ -44,6 +44,12 @@ SCHEMES = frozenset(
     | {"databricks", "databricks-uc", "uc"}
 )
 STATUSES = {FAILED: "FAILED", ABORTED: "KILLED"}
+OPEN_TIMEOUT = 60.0
+HTTP_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+}
 
 
 def default_uri(root: Path) -> str:
@@ -89,14 +95,20 @@ class MlflowTracker:
         """Log `record` as one finished MLflow run; the link names it."""
         if not self._started:
             self.start(record.invocation)
-        self._ready.wait()
+        if not self._ready.wait(OPEN_TIMEOUT) and not self._failure:
+            self._failure = (
+                f"MLflow at {self._shown} did not open within {OPEN_TIMEOUT:g} s; "
+                f"no stage was logged there; check `{URI_KEY}`"
+            )
         if self._failure:
             return {"kind": self.kind}
         try:
             run_id = self._log(record)
         except Exception as exc:
             log.warning("MLflow could not log run %s", record.run_id, exc_info=True)
-            self._warnings.append(f"MLflow could not log run {record.run_id}: {exc}")
+            self._warnings.append(
+                f"MLflow could not log run {record.run_id}: {_first_line(exc)}"
+            )
             return {"kind": self.kind}
         return self._link(run_id)
 
@@ -187,7 +199,7 @@ def check_uri(uri: str) -> None:
     if scheme == "sqlite":
         _check_sqlite(uri, shown)
     if scheme in ("http", "https"):
-        why = reachable(uri, REACH_TIMEOUT)
+        why = answers(f"{uri.rstrip('/')}/health", REACH_TIMEOUT)
         if why:
             raise ConfigError(
                 f"`{URI_KEY}` = '{shown}': the MLflow server is unreachable ({why}); "
@@ -201,7 +213,10 @@ def open_experiment(uri: str, project: str, root: Path) -> tuple[Any, str]:
     A new experiment in a local store keeps its artifacts in
     `.aeromancy/mlflow-artifacts`, not in a `mlruns/` of the working directory.
     """
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A slow server must not stall a tracked run for MLflow's default two minutes
+    # per request; a user's own settings win.
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
     for name in ("mlflow", "alembic"):

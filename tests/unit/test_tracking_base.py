@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from aeromancy.config import TrackerConfig
 from aeromancy.errors import ConfigError
 from aeromancy.runs import RunRecord
-from aeromancy.tracking.base import open_tracker, reachable, redact_url, sync
+from aeromancy.tracking.base import answers, open_tracker, reachable, redact_url, sync
 
 
 def test_none_logs_nothing(tmp_path: Path) -> None:
@@ -67,3 +70,35 @@ def test_reachable() -> None:
 def test_redact_url() -> None:
     assert redact_url("https://me:secret@host:5000/x") == "https://host:5000/x"
     assert redact_url("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never says a word."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """A real HTTP server that answers 404 to everything."""
+    server = http.server.HTTPServer(
+        ("127.0.0.1", 0), http.server.BaseHTTPRequestHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_answers_counts_any_http_status_but_not_silence(
+    http_server: str, silent_server: str
+) -> None:
+    assert answers(f"{http_server}/health") is None
+
+    began = time.perf_counter()
+    assert answers(f"{silent_server}/health", timeout=1) is not None
+    assert time.perf_counter() - began < 2.5
+    assert answers("http://127.0.0.1:9/health", timeout=1) is not None

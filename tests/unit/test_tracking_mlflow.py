@@ -175,6 +175,24 @@ def test_unreachable_server_is_refused_within_seconds(tmp_path: Path) -> None:
     assert "pw" not in caught.value.message
 
 
+def test_silent_server_is_refused_within_seconds(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        uri = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        tracker = open_tracker(
+            TrackerConfig(kind="mlflow", tracking_uri=uri), tmp_path, "demo"
+        )
+
+        began = time.perf_counter()
+        with pytest.raises(ConfigError, match="unreachable"):
+            tracker.start(INVOCATION)
+
+    assert time.perf_counter() - began < 5
+
+
 def test_custom_sqlite_uri(tmp_path: Path) -> None:
     database = tmp_path / "elsewhere.db"
     config = TrackerConfig(kind="mlflow", tracking_uri=f"sqlite:///{database}")
