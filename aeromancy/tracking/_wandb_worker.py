@@ -23,6 +23,21 @@ from aeromancy.runs import SUCCEEDED, RunRecord
 log = logging.getLogger("aeromancy.tracking.wandb.worker")
 
 ONLINE_INIT_TIMEOUT = 10.0
+# Nothing about the machine, its environment, argv, git or console: the run
+# record already holds what matters, redacted.
+SETTINGS: dict[str, Any] = {
+    "x_disable_meta": True,
+    "x_disable_stats": True,
+    "x_disable_machine_info": True,
+    "x_save_requirements": False,
+    "disable_git": True,
+    "disable_code": True,
+    "save_code": False,
+    "console": "off",
+    "silent": True,
+    "init_timeout": ONLINE_INIT_TIMEOUT,
+    "program": "aero repro",
+}
 DVC_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 NODE_KEYS = ("digest", "kind")
 
@@ -87,20 +102,10 @@ class Session:
         log.info("logged run %s (%s)", record.run_id, record.stage)
 
     def _settings(self) -> Any:
-        # Nothing about the machine, its environment, argv, git or console:
-        # the run record already holds what matters, redacted.
+        # Older W&B releases lack some of these; they capture less anyway.
+        known = getattr(self._wandb.Settings, "model_fields", SETTINGS)
         return self._wandb.Settings(
-            x_disable_meta=True,
-            x_disable_stats=True,
-            x_disable_machine_info=True,
-            x_save_requirements=False,
-            disable_git=True,
-            disable_code=True,
-            save_code=False,
-            console="off",
-            silent=True,
-            init_timeout=ONLINE_INIT_TIMEOUT,
-            program="aero repro",
+            **{name: value for name, value in SETTINGS.items() if name in known}
         )
 
     def _outputs(self, record: RunRecord) -> list[Any]:
