@@ -13,6 +13,7 @@ Datasets themselves live in `aeromancy.datasets`, transfers in
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
@@ -49,6 +50,8 @@ CACHE_LINK_TYPES = "hardlink,symlink,copy"
 # the first type on `dvc add` and copies if it fails, so it goes first only
 # where it works.
 REFLINK_FIRST = "reflink,hardlink,symlink,copy"
+# Connections one S3 client keeps open: the most parallel transfers it serves.
+MAX_CONNECTIONS = 64
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -193,23 +196,27 @@ def _reflinks(cache: Path, workspace: Path) -> bool:
     return True
 
 
+@functools.cache
 def s3_client(remote: Remote, *, timeouts: bool = False) -> Any:
-    """A boto3 S3 client for `remote`'s endpoint, region and profile.
+    """A boto3 S3 client for `remote`'s endpoint, region and profile (one each).
 
     With `timeouts`, a dead endpoint fails within seconds instead of retrying.
     """
-    import boto3
     from botocore.config import Config as BotoConfig
 
-    options: dict[str, Any] = {"max_pool_connections": 32}
+    options: dict[str, Any] = {"max_pool_connections": MAX_CONNECTIONS}
     if timeouts:
         options.update(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
-    session = boto3.session.Session(
-        profile_name=remote.profile, region_name=remote.region
-    )
-    return session.client(
+    return _session(remote.profile, remote.region).client(
         "s3", endpoint_url=remote.endpoint, config=BotoConfig(**options)
     )
+
+
+@functools.cache
+def _session(profile: str | None, region: str | None) -> Any:
+    import boto3
+
+    return boto3.session.Session(profile_name=profile, region_name=region)
 
 
 def check_reachable(remote: Remote) -> None:

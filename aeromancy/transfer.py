@@ -1,12 +1,12 @@
 """Transfers: push the project's data to its remote, pull it back, say what is where.
 
-DVC decides what is missing and moves it, with its parallel jobs and its index
-of what the remote holds; nothing is recorded as pushed before the remote has
-it. Aeromancy adds progress in bytes, a count of what moved, one-line errors,
-and, on S3, a faster path for large files: DVC's S3 client sends a large file
-in waves of parts, boto3's transfer manager keeps every connection busy. Such a
-file goes to the same content-addressed key DVC would use, so DVC then sees it
-there and only the rest is left to it.
+DVC says which objects the workspace uses and where each lives, in the cache
+and in the remote. Pulls and pushes to a local store go through DVC's own
+transfer, with its parallel jobs and its index of what the remote holds;
+pushes to S3 go through boto3's transfer manager (`aeromancy._s3`), to the same
+keys, about twice as fast on one large file. Either way nothing is recorded as
+pushed before the remote has it. Aeromancy adds progress in bytes, a count of
+what moved and one-line errors.
 """
 
 from __future__ import annotations
@@ -34,12 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Files at least this large go through boto3's transfer manager on S3.
-LARGE_FILE = 64 * 2**20
-# Parts of a multipart upload. Larger parts mean fewer requests to sign and
-# assemble; the limit of 10,000 parts still allows files up to 1.25 TiB.
-PART_SIZE = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -118,6 +112,12 @@ def push(
         cache = repo.cache.local
         odb = _remote_odb(repo)
         objs = _expand(cache, _used_objects(repo, targets))
+        if remote.is_s3:
+            from aeromancy import _s3
+
+            sent = _s3.push_objects(remote, cache, odb, objs, jobs, progress)
+            return Moved("pushed", sent.files, sent.nbytes, remote.url, sent.missing)
+
         state = _compare(cache, odb, objs, jobs)
         new = [h for h in state.new if not h.isdir]
         sizes = {h.value: _size(cache, h) for h in new}
@@ -125,10 +125,6 @@ def push(
         moved = _with_missing(moved, state.missing)
         if progress:
             progress.start(moved.files, moved.nbytes)
-
-        large = [h for h in new if remote.is_s3 and sizes[h.value] >= LARGE_FILE]
-        if large:
-            _upload_large(remote, cache, odb, large, jobs, progress)
         failed = _transfer(remote, cache, odb, objs, jobs, progress, push=True)
     if failed:
         raise RemoteError(
@@ -238,7 +234,7 @@ def _fetch(
 def _checkout(repo: Any, targets: Sequence[str]) -> None:
     from dvc.exceptions import CheckoutError
 
-    paths = _paths(repo, targets)
+    paths = [out.fs_path for out in _outs(repo, targets)]
     if not paths:
         return
     try:
@@ -252,24 +248,46 @@ def _checkout(repo: Any, targets: Sequence[str]) -> None:
 
 
 def _used_objects(repo: Any, targets: Sequence[str]) -> set[Any]:
-    """The objects the workspace's outputs (or `targets`) use, dirs not expanded."""
-    paths = _paths(repo, targets)
-    if not paths:
-        return set()
-    used = repo.used_objs(targets=paths, force=True, push=True)
-    # Objects keyed by an ODB belong to `dvc import`s of other repositories.
-    return set(used.get(None, set()))
+    """The objects the outputs (or `targets`) use, directories not expanded."""
+    return {out.hash_info for out in _outs(repo, targets)}
 
 
-def _paths(repo: Any, targets: Sequence[str]) -> list[str]:
-    """`targets` relative to the project's root (absolute ones stay as they are).
+def _outs(repo: Any, targets: Sequence[str]) -> list[Any]:
+    """The cached outputs that have a hash, all of them or those `targets` name.
 
-    No targets means every output that has a hash: a stage that never ran has
-    nothing to move, and DVC would only warn about each of its outputs.
+    A stage that never ran has nothing to move; an import's data belongs to
+    the repository it comes from. A target is a `.dvc` file or `dvc.yaml`, an
+    output, a folder holding outputs or a path inside one (relative to the
+    project's root), and names the whole of each output it touches.
     """
-    if targets:
-        return [os.path.join(repo.root_dir, t) for t in targets]
-    return [o.fs_path for o in repo.index.outs if o.use_cache and o.hash_info]
+    outs = [
+        out
+        for out in repo.index.outs
+        if out.use_cache and out.hash_info and not out.stage.is_import
+    ]
+    if not targets:
+        return outs
+    chosen: list[Any] = []
+    for target in targets:
+        path = os.path.abspath(os.path.join(repo.root_dir, target))
+        found = [out for out in outs if _names(path, out)]
+        if not found:
+            raise UserError(
+                f"{os.path.relpath(path, repo.root_dir)} is not a tracked output or "
+                "its .dvc file; see `aero data status`"
+            )
+        chosen.extend(out for out in found if out not in chosen)
+    return chosen
+
+
+def _names(path: str, out: Any) -> bool:
+    """Whether the target `path` names `out`."""
+    own = out.fs_path
+    return (
+        path in (own, out.stage.path)
+        or own.startswith(path + os.sep)
+        or path.startswith(own + os.sep)
+    )
 
 
 def _expand(cache: Any, objs: set[Any]) -> set[Any]:
@@ -345,35 +363,6 @@ def _explain(exc: BaseException, remote: data.Remote, failed: int) -> RemoteErro
         with contextlib.suppress(Exception):
             return data.explain_s3_error(exc, remote)
     return RemoteError(f"{failed} files failed to transfer with {remote.url}: {exc}")
-
-
-def _upload_large(
-    remote: data.Remote,
-    cache: Any,
-    odb: Any,
-    large: list[Any],
-    jobs: int,
-    progress: Progress | None,
-) -> None:
-    """Upload large files with boto3's transfer manager to DVC's keys for them."""
-    from boto3.s3.transfer import TransferConfig
-
-    client = data.s3_client(remote)
-    settings = TransferConfig(
-        multipart_threshold=PART_SIZE * 2,
-        multipart_chunksize=PART_SIZE,
-        max_concurrency=jobs,
-    )
-    advance = progress.advance if progress else None
-    try:
-        for hash_info in large:
-            source = cache.oid_to_path(hash_info.value)
-            key = odb.oid_to_path(hash_info.value).split("/", 1)[1]
-            client.upload_file(
-                source, remote.bucket, key, Config=settings, Callback=advance
-            )
-    except Exception as exc:
-        raise data.explain_s3_error(exc, remote) from None
 
 
 def _remote_odb(repo: Any) -> Any:

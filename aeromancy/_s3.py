@@ -1,0 +1,196 @@
+"""Pushing a DVC cache's objects to an S3 remote with boto3's transfer manager.
+
+DVC's own S3 client (s3fs) sends a large file in waves of parts and costs a
+second client stack to import; boto3's transfer manager keeps every connection
+busy, across files and across the parts of one file. The objects go to the
+keys DVC itself uses under the remote's prefix (`files/md5/ab/cdef...`), so DVC
+and a stock `dvc pull` find them. Files go first; a directory's listing goes
+last, and only once every file it lists is in the remote, because DVC reads a
+listing in the remote as the promise that its files are there too. An
+interrupted push therefore leaves nothing that claims more than is there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aeromancy import data
+from aeromancy.errors import RemoteError
+
+__all__ = ["Pushed", "push_objects"]
+
+log = logging.getLogger(__name__)
+
+# One PUT up to this size, parts of PART_SIZE above it. Fewer, larger requests
+# cost less to sign and to assemble; 10,000 parts still reach 640 GiB.
+MULTIPART_THRESHOLD = 64 * 2**20
+PART_SIZE = 64 * 2**20
+# Above this many objects one listing of the prefix beats a HEAD for each.
+_LIST_ABOVE = 500
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What `push_objects` sent: file objects and their bytes, and what it could not."""
+
+    files: int
+    nbytes: int
+    missing: int
+
+
+def push_objects(
+    remote: data.Remote,
+    cache: Any,
+    odb: Any,
+    objs: set[Any],
+    jobs: int,
+    progress: Any = None,
+) -> Pushed:
+    """Send the objects of `objs` the remote lacks; directory listings last.
+
+    `cache` and `odb` are DVC's local cache and the remote's object database
+    (for their paths only); `objs` holds file and directory hashes, directories
+    already expanded into their files.
+    """
+    client = data.s3_client(remote)
+    keys = {h.value: _key(odb, h.value) for h in objs}
+    present = _existing(client, remote, odb, keys, jobs)
+
+    files = [h for h in objs if not h.isdir and h.value not in present]
+    local = {h.value: cache.oid_to_path(h.value) for h in files}
+    sizes = {oid: _size(path) for oid, path in local.items()}
+    absent = {oid for oid, size in sizes.items() if size is None}
+    send = [h for h in files if h.value not in absent]
+    nbytes = sum(sizes[h.value] or 0 for h in send)
+    if progress:
+        progress.start(len(send), nbytes)
+
+    jobs_ = [(h.value, local[h.value], keys[h.value]) for h in send]
+    failed = _upload(client, remote, jobs_, jobs, progress)
+    there = (present | {h.value for h in send}) - set(failed)
+    listings = [h for h in objs if h.isdir and h.value not in present]
+    complete = [h for h in listings if _members(cache, h) <= there]
+    jobs_ = [(h.value, cache.oid_to_path(h.value), keys[h.value]) for h in complete]
+    failed.update(_upload(client, remote, jobs_, jobs, None))
+    if failed:
+        first = next(iter(failed.values()))
+        log.debug("push failed", exc_info=first)
+        raise _explain(first, remote, len(failed), len(send) + len(complete))
+    return Pushed(len(send), nbytes, len(absent))
+
+
+def _key(odb: Any, oid: str) -> str:
+    # The database's path is "bucket/prefix/files/md5"; a key has no bucket.
+    return str(odb.oid_to_path(oid)).split("/", 1)[1]
+
+
+def _existing(
+    client: Any, remote: data.Remote, odb: Any, keys: dict[str, str], jobs: int
+) -> set[str]:
+    """The object ids among `keys` that the remote has."""
+    if len(keys) > _LIST_ABOVE:
+        listed = set(_list(client, remote.bucket, _key(odb, "00").rsplit("/", 1)[0]))
+        return {oid for oid, key in keys.items() if key in listed}
+
+    def exists(item: tuple[str, str]) -> str | None:
+        from botocore.exceptions import ClientError
+
+        oid, key = item
+        try:
+            client.head_object(Bucket=remote.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                return None
+            raise
+        return oid
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(jobs, data.MAX_CONNECTIONS)) as pool:
+            return {oid for oid in pool.map(exists, keys.items()) if oid}
+    except Exception as exc:
+        raise data.explain_s3_error(exc, remote) from None
+
+
+def _list(client: Any, bucket: str, prefix: str) -> Iterable[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix.rstrip('/')}/"
+    )
+    for page in pages:
+        for entry in page.get("Contents", []):
+            yield entry["Key"]
+
+
+def _upload(
+    client: Any,
+    remote: data.Remote,
+    items: list[tuple[str, str, str]],
+    jobs: int,
+    progress: Any,
+) -> dict[str, BaseException]:
+    """Upload each (object id, local path, key); return the failures by object id."""
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+    if not items:
+        return {}
+    settings = TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD,
+        multipart_chunksize=PART_SIZE,
+        max_concurrency=min(jobs, data.MAX_CONNECTIONS),
+        use_threads=True,
+    )
+    subscribers = [_subscriber(progress)] if progress else []
+    failures: dict[str, BaseException] = {}
+    with create_transfer_manager(client, settings) as manager:
+        futures = [
+            (oid, manager.upload(path, remote.bucket, key, subscribers=subscribers))
+            for oid, path, key in items
+        ]
+        for oid, future in futures:
+            try:
+                future.result()
+            except Exception as exc:
+                failures[oid] = exc
+    return failures
+
+
+def _subscriber(progress: Any) -> Any:
+    from s3transfer.subscribers import BaseSubscriber  # type: ignore[import-untyped]
+
+    class Subscriber(BaseSubscriber):  # type: ignore[misc]
+        def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
+            progress.advance(bytes_transferred)
+
+    return Subscriber()
+
+
+def _members(cache: Any, hash_info: Any) -> set[str]:
+    from dvc_data.hashfile.tree import Tree
+
+    try:
+        return {str(oid.value) for _, _, oid in Tree.load(cache, hash_info)}
+    except FileNotFoundError:
+        return {"<listing missing>"}
+
+
+def _explain(
+    exc: BaseException, remote: data.Remote, failed: int, tried: int
+) -> RemoteError:
+    try:
+        return data.explain_s3_error(exc, remote)
+    except Exception:
+        return RemoteError(
+            f"{failed} of {tried} objects did not reach {remote.url} "
+            f"({type(exc).__name__}: {exc}); rerun `aero data push`"
+        )
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
