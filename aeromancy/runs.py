@@ -53,9 +53,10 @@ class UnknownRunError(UserError):
 class RunRecord:
     """Everything known about one executed stage; enough to rerun it.
 
-    `fingerprint` is the nested tree (code, runtime, data, params, stage) and
-    `fingerprint_digest` its canonical digest; `outputs` maps each output path to
-    its DVC hash and size; `tracker` holds the tracker's kind, run id and link;
+    `fingerprint` is the nested tree (code, runtime, data, params, stage),
+    `fingerprint_digest` its canonical digest and `node_digests` each node's;
+    `outputs` maps each output path to its DVC hash and size; `tracker` holds
+    the tracker's kind, run id and link;
     `environment` the variables a stage ran with that the default-deny capture
     kept (secret values redacted).
     """
@@ -71,6 +72,7 @@ class RunRecord:
     fingerprint: dict[str, Any]
     fingerprint_digest: str
     exit_code: int | None = None
+    node_digests: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracker: dict[str, str] = field(default_factory=dict)

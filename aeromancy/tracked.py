@@ -12,8 +12,10 @@ starts from a clean tree.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 from aeromancy import __version__, config, data, fingerprint, gitstate, pipeline, runs
 from aeromancy.errors import RemoteError, UserError
-from aeromancy.redact import capture_env, redact_value
+from aeromancy.redact import capture_env, redact_argv, redact_value
 from aeromancy.runtime.host import HostRuntime
 
 __all__ = ["StageRun", "TrackedRun", "repro"]
@@ -118,6 +120,7 @@ class _Session:
         self, stage: Any, result: pipeline.StageResult, tracker: Any
     ) -> StageRun:
         inputs = fingerprint.stage_inputs(stage.repo, stage)
+        inputs = dataclasses.replace(inputs, cmd=_redact_command(inputs.cmd))
         tree = redact_value(
             fingerprint.build(inputs, self.code.node(), self.runtime).tree
         )
@@ -167,6 +170,7 @@ class _Session:
             ended=ended,
             fingerprint=print_.tree,
             fingerprint_digest=print_.digest,
+            node_digests=print_.node_digests,
             exit_code=0 if status == runs.SUCCEEDED else result.exit_code,
             params=params,
             outputs=outputs,
@@ -250,6 +254,20 @@ class _Session:
         names = ", ".join(f"{r.stage} ({r.run_id})" for r in records)
         message = f"aero repro: record runs {names}"
         self.run.commit = gitstate.commit_paths(self.root, message, changed)
+
+
+def _redact_command(cmd: str | list[str] | None) -> str | list[str] | None:
+    """A stage command with secret-looking arguments (`--token X`) redacted."""
+    if isinstance(cmd, list):
+        return [str(_redact_command(part)) for part in cmd]
+    if not cmd:
+        return cmd
+    try:
+        argv = shlex.split(cmd)
+    except ValueError:  # unbalanced quotes: DVC's shell will complain, not us
+        return cmd
+    redacted = redact_argv(argv)
+    return cmd if redacted == argv else shlex.join(redacted)
 
 
 def _remote(settings: config.Config) -> data.Remote | None:

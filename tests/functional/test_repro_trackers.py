@@ -1,0 +1,147 @@
+"""Tracked runs against each tracker, read back by the tracker's own clients,
+and the secret canary across every backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aeromancy.tracking import wandb as wandb_tracker
+from tests.conftest import S3, git, run_aero
+from tests.unit.test_tracking_wandb import by_type
+
+CANARIES = {
+    "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-4f1d",
+    "WANDB_API_KEY": "canary-wandb-key-" + "7" * 23,
+    "MY_SERVICE_TOKEN": "canary-token-9c2e",
+}
+GIT_PASSWORD = "canary-git-password-51"
+ARGV_SECRET = "canary-argv-secret-31337"
+
+
+def scaffold(root: Path, tracker: str, *extra: str) -> Path:
+    made = run_aero(
+        "init", str(root), "--runtime", "host", "--tracker", tracker, *extra
+    )
+    assert made.exit_code == 0, made.stderr
+    return root
+
+
+def latest(root: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    found: dict[str, dict] = {}  # type: ignore[type-arg]
+    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
+        record = json.loads(path.read_text())
+        found[record["stage"]] = record
+    return found
+
+
+def test_wandb_offline_runs_hold_the_fingerprint(tmp_path: Path) -> None:
+    root = scaffold(tmp_path / "demo", "wandb")
+    result = run_aero("repro", cwd=root)
+    assert result.exit_code == 0, result.stderr
+
+    records = latest(root)
+    offline = wandb_tracker.offline_runs(root)
+    assert len(offline) == 3
+    for folder in offline:
+        (log,) = folder.glob("run-*.wandb")
+        run_id = log.stem.removeprefix("run-")
+        stage = next(r for r in records.values() if r["run_id"] == run_id)
+        found = by_type(log)
+        (run,) = found["run"]
+        assert (run.job_type, run.run_group) == (stage["stage"], stage["invocation"])
+        config = {i.key: json.loads(i.value_json) for i in run.config.update}
+        assert config["fingerprint_digest"] == stage["fingerprint_digest"]
+        assert stage["tracker"]["kind"] == "wandb"
+
+    dry = subprocess.run(
+        ["wandb", "sync", "--dry-run", str(offline[0])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert offline[0].name in dry.stdout + dry.stderr
+    listed = run_aero("runs", "sync", "--dry-run", cwd=root)
+    assert listed.exit_code == 0, listed.stderr
+    assert "would upload 3 offline run(s) to wandb" in listed.stderr
+
+
+def test_mlflow_runs_are_read_back_by_the_mlflow_api(tmp_path: Path) -> None:
+    import mlflow
+
+    root = scaffold(tmp_path / "demo", "mlflow")
+    result = run_aero("repro", cwd=root)
+    assert result.exit_code == 0, result.stderr
+
+    train = latest(root)["train"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/.aeromancy/mlflow.db")
+    found = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`aeromancy.run_id` = '{train['run_id']}'",
+    )
+    assert len(found) == 1, [r.data.tags for r in client.search_runs(["0", "1"])]
+    tags = found[0].data.tags
+    assert tags["aeromancy.fingerprint_digest"] == train["fingerprint_digest"]
+    assert train["node_digests"]["params"] == tags.get(
+        "aeromancy.fingerprint.params", train["node_digests"]["params"]
+    )
+    assert found[0].data.params
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow", "none"])
+def test_secret_canary_reaches_no_written_file(
+    tmp_path: Path, s3: S3, monkeypatch: pytest.MonkeyPatch, tracker: str
+) -> None:
+    root = scaffold(
+        tmp_path / "demo",
+        tracker,
+        "--remote",
+        f"s3://{s3.bucket}/proj",
+        "--endpoint",
+        s3.endpoint,
+    )
+    dvc_yaml = (
+        (root / "dvc.yaml")
+        .read_text()
+        .replace(
+            "python3 src/prepare.py",
+            f"python3 src/prepare.py --api-token {ARGV_SECRET}",
+        )
+    )
+    (root / "dvc.yaml").write_text(dvc_yaml)
+    git(root, "commit", "--quiet", "-am", "a secret in argv")
+    git(
+        root,
+        "remote",
+        "add",
+        "origin",
+        f"https://me:{GIT_PASSWORD}@example.invalid/x.git",
+    )
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+
+    result = run_aero("repro", cwd=root)
+    assert result.exit_code == 0, result.stderr
+
+    secrets = [*CANARIES.values(), GIT_PASSWORD, ARGV_SECRET]
+    # The DVC cache is left out: it holds the user's own files and DVC's run
+    # cache of dvc.yaml, where the user wrote the argv secret themselves.
+    cache = Path.home() / "cache" / "aeromancy" / "dvc-cache"
+    leaks = [
+        str(path)
+        for folder in (root / ".aeromancy", Path.home())
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not path.is_relative_to(cache)
+        and any(s.encode() in path.read_bytes() for s in secrets)
+    ]
+    objects = s3.client().list_objects_v2(Bucket=s3.bucket).get("Contents", [])
+    for item in objects:
+        body = s3.client().get_object(Bucket=s3.bucket, Key=item["Key"])["Body"].read()
+        if any(s.encode() in body for s in secrets):
+            leaks.append(item["Key"])
+    assert leaks == []
+    assert len(latest(root)) == 3
