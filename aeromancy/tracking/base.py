@@ -1,10 +1,13 @@
 """Trackers: where each executed stage's run record is logged.
 
 One protocol, three backends (`wandb`, `mlflow`, `none`). A tracker lives for one
-`aero repro`: `start` once with the invocation id, `log` once per executed stage,
-`finish` at the end. Logging never fails a run: a tracker that cannot reach its
-service keeps what it can locally and says so in the warnings `finish` returns.
-Backends are imported only when chosen, so `aero --help` never loads W&B or MLflow.
+`aero repro`: `start` once with the invocation id, as early as possible (W&B and
+MLflow warm up in the background meanwhile), `log` once per executed stage,
+`finish` at the end, also after a failure or Ctrl-C. Only `open_tracker` and
+`start` raise, for a misconfigured tracker, before any stage has run; after that
+logging never fails a run: a tracker that cannot reach its service keeps what
+it can locally and says so in the warnings `finish` returns. Backends are
+imported only when chosen, so `aero --help` never loads W&B or MLflow.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ class Tracker(Protocol):
     kind: str
 
     def start(self, invocation: str) -> None:
-        """Begin an invocation; `invocation` groups its stage runs."""
+        """Begin an invocation; `invocation` groups its stage runs.
+
+        Raises:
+            ConfigError: The tracker is misconfigured (e.g. a bad tracking URI).
+        """
 
     def log(self, record: RunRecord) -> TrackerLink:
         """Log one executed stage's (already redacted) run record."""
