@@ -68,6 +68,7 @@ def test_run_holds_params_tags_and_the_record(tmp_path: Path) -> None:
     (link,), warnings = log_all(tmp_path, record)
 
     assert warnings == []
+    assert [p.name for p in tmp_path.iterdir()] == [".aeromancy"]
     assert link["kind"] == "mlflow"
     run = client(tmp_path).get_run(link["id"])
     assert run.info.run_name == record.run_id

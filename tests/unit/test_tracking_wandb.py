@@ -116,6 +116,7 @@ def test_offline_runs_hold_fingerprint_params_group_and_job_type(
     links, warnings = log_all(tmp_path, prepare, train)
 
     assert warnings == []
+    assert list(tmp_path.iterdir()) == []  # all of it under $WANDB_DIR
     assert [link["id"] for link in links] == [prepare.run_id, train.run_id]
     assert {link["kind"] for link in links} == {"wandb"}
     for record in (prepare, train):
