@@ -24,7 +24,8 @@ from typing import Any
 from aeromancy import __version__, config, data, fingerprint, gitstate, pipeline, runs
 from aeromancy.errors import RemoteError, UserError
 from aeromancy.redact import capture_env, redact_argv, redact_value
-from aeromancy.runtime.host import HostRuntime
+from aeromancy.runtime import select
+from aeromancy.runtime.base import Runtime
 
 __all__ = ["StageRun", "TrackedRun", "repro"]
 
@@ -60,10 +61,15 @@ def repro(
     targets: Sequence[str] = (),
     *,
     force: bool = False,
+    runtime: Runtime | None = None,
+    rerun_of: str | None = None,
     on_start: pipeline.Hook | None = None,
     on_stage: Any = None,
 ) -> TrackedRun:
     """Reproduce `targets` tracked; `on_stage(StageRun)` sees each stage as it ends.
+
+    `runtime` is what the stages run in (the configured one when None);
+    `rerun_of` links every record to the run this one repeats.
 
     Raises:
         DirtyTreeError: the tree has uncommitted changes.
@@ -72,7 +78,7 @@ def repro(
     from aeromancy.tracking.base import open_tracker
 
     settings = config.load(root)
-    session = _Session(root, settings)
+    session = _Session(root, settings, runtime or select(settings), rerun_of)
     tracker = open_tracker(settings.tracker, root, root.name, remote=settings.remote)
     started: list[bool] = []
 
@@ -101,17 +107,23 @@ def repro(
 class _Session:
     """The state one tracked `aero repro` shares across its stages."""
 
-    def __init__(self, root: Path, settings: config.Config) -> None:
+    def __init__(
+        self,
+        root: Path,
+        settings: config.Config,
+        runtime: Runtime,
+        rerun_of: str | None,
+    ) -> None:
         self.root = root
         self.settings = settings
         self.remote = _remote(settings)
         self.run = TrackedRun(invocation=runs.new_run_id())
-        self._check_runtime()
         gitstate.require_clean(root)
         self.code = gitstate.code_state(root)
         self._check_pushed()
-        self.host = HostRuntime()
-        self.runtime = self.host.describe()
+        self.runtime = runtime
+        self.runtime_node = runtime.describe()
+        self.rerun_of = rerun_of
         self._manifests_saved = False
         self.environment = capture_env(os.environ, settings.runtime.pass_env)
         self._history: list[runs.RunRecord] | None = None
@@ -122,7 +134,7 @@ class _Session:
         inputs = fingerprint.stage_inputs(stage.repo, stage)
         inputs = dataclasses.replace(inputs, cmd=_redact_command(inputs.cmd))
         tree = redact_value(
-            fingerprint.build(inputs, self.code.node(), self.runtime).tree
+            fingerprint.build(inputs, self.code.node(), self.runtime_node).tree
         )
         print_ = fingerprint.Fingerprint(tree)
         outputs = _outputs(stage)
@@ -175,6 +187,7 @@ class _Session:
             params=params,
             outputs=outputs,
             environment=self.environment,
+            rerun_of=self.rerun_of,
             aeromancy_version=__version__,
         )
 
@@ -198,7 +211,7 @@ class _Session:
         """Store the runtime's full package lists once, for `aero runs diff`."""
         if self._manifests_saved:
             return
-        manifests = self.host.manifest()
+        manifests = self.runtime.manifest()
         for kind, manifest in (
             ("debian", manifests.debian),
             ("python", manifests.python),
@@ -208,17 +221,6 @@ class _Session:
                     self.root, self.remote, kind, manifest.text(), manifest.digest
                 )
         self._manifests_saved = True
-
-    def _check_runtime(self) -> None:
-        kind = self.settings.runtime.kind
-        if kind != "host":
-            # TODO: sealed runtimes (docker, nix) arrive with issue 5; until then
-            # tracked runs need the host runtime, recorded as unsealed.
-            raise UserError(
-                f"runtime '{kind}' is not available yet; set "
-                'tool.aeromancy.runtime.kind = "host" in pyproject.toml '
-                "(recorded as unsealed), or use `aero repro --dev`"
-            )
 
     def _check_pushed(self) -> None:
         if self.code.on_remote or not self.settings.require_pushed:
