@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 from typing import Any, TextIO
 
@@ -52,6 +53,7 @@ class Session:
         self._setup = setup
         self.online = bool(setup["online"])
         self.warnings: list[str] = []
+        self._code = git_tracked(os.getcwd())
         # Start W&B's service now, while the first stage still runs.
         wandb.setup(settings=self._settings())
 
@@ -122,7 +124,8 @@ class Session:
         inputs = [
             (path, url)
             for path, entry in data_entries(record.fingerprint).items()
-            if (url := reference(entry, self._setup["remote"]))
+            if path not in self._code
+            and (url := reference(entry, self._setup["remote"]))
         ]
         if self.online:
             for path, url in inputs:
@@ -218,16 +221,45 @@ def data_entries(fingerprint: dict[str, Any]) -> dict[str, Any]:
 def reference(entry: Any, remote: str) -> str:
     """Where a DVC-tracked path's content lives in the remote, or "" if unknown.
 
-    An entry is a DVC hash or a mapping with an explicit `url`, or an `md5`
-    (or `hash`); DVC 3 stores content under `files/md5/<2 chars>/<rest>`.
+    An entry is a DVC hash (`md5:<hex>`, `<hex>`, with `.dir` for a folder) or a
+    mapping with an explicit `url`, or with an `md5` or `hash`; one marked
+    `"pushed": false` is not in the remote. DVC 3 stores content under
+    `files/md5/<2 chars>/<rest>`.
     """
     if isinstance(entry, dict):
+        if entry.get("pushed") is False:
+            return ""
         if entry.get("url"):
             return str(entry["url"])
         entry = entry.get("md5") or entry.get("hash") or ""
-    if not (remote and isinstance(entry, str) and DVC_MD5.match(entry)):
+    if not (remote and isinstance(entry, str)):
         return ""
-    return f"{remote}/files/md5/{entry[:2]}/{entry[2:]}"
+    digest = entry.removeprefix("md5:")
+    if not DVC_MD5.match(digest):
+        return ""
+    return f"{remote}/files/md5/{digest[:2]}/{digest[2:]}"
+
+
+def git_tracked(folder: str) -> set[str]:
+    """The paths git tracks in `folder`, and their parent folders.
+
+    A dependency git tracks is code: DVC never pushes it to the remote.
+    """
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"],
+            cwd=folder,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        ).stdout.decode(errors="replace")
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    tracked: set[str] = set()
+    for path in filter(None, listed.split("\0")):
+        parts = path.split("/")
+        tracked.update("/".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return tracked
 
 
 def artifact_name(path: str) -> str:

@@ -18,7 +18,12 @@ from aeromancy.config import RemoteConfig, TrackerConfig
 from aeromancy.errors import UserError
 from aeromancy.runs import FAILED, SUCCEEDED, RunRecord
 from aeromancy.tracking import wandb as wandb_tracker
-from aeromancy.tracking._wandb_worker import artifact_name, data_entries, reference
+from aeromancy.tracking._wandb_worker import (
+    artifact_name,
+    data_entries,
+    git_tracked,
+    reference,
+)
 from aeromancy.tracking.base import open_tracker
 
 INVOCATION = "20260101-120000-abcdef"
@@ -302,6 +307,14 @@ def test_open_tracker_is_lazy_and_start_spawns_no_wandb_in_this_process(
         (IN_MD5, f"s3://b/p/files/md5/01/{IN_MD5[2:]}"),
         ({"md5": f"{IN_MD5}.dir"}, f"s3://b/p/files/md5/01/{IN_MD5[2:]}.dir"),
         ({"url": "s3://elsewhere/x", "md5": IN_MD5}, "s3://elsewhere/x"),
+        (f"md5:{IN_MD5}", f"s3://b/p/files/md5/01/{IN_MD5[2:]}"),
+        (f"md5:{IN_MD5}.dir", f"s3://b/p/files/md5/01/{IN_MD5[2:]}.dir"),
+        (
+            {"hash": f"md5:{IN_MD5}", "pushed": True},
+            f"s3://b/p/files/md5/01/{IN_MD5[2:]}",
+        ),
+        ({"hash": f"md5:{IN_MD5}", "pushed": False}, ""),
+        ({"hash": "md5", "md5": None}, ""),
         ({"version_id": "v1"}, ""),
         ("not-a-hash", ""),
     ],
@@ -375,3 +388,30 @@ def test_large_records_never_block_log_on_the_pipe(tmp_path: Path) -> None:
     assert warnings == []
     for record in records:
         assert "exit" in by_type(run_file(tmp_path, record.run_id))
+
+
+def test_git_tracked_code_is_no_input_artifact(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "train.py").write_text("print('hi')\n")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "src/train.py"], cwd=project, check=True)
+    data = {"src/train.py": f"md5:{OUT_MD5}", "data/raw.csv": f"md5:{IN_MD5}"}
+    record = make_record("train", "20260101-120003-nnnnnn")
+    record.fingerprint["data"] = data
+
+    log_all(project, record)
+
+    found = by_type(run_file(project, record.run_id))
+    inputs = {a.name: a for a in found["artifact"]}["train-inputs"]
+    assert [entry.path for entry in inputs.manifest.contents] == ["data/raw.csv"]
+
+
+def test_git_tracked_lists_files_and_their_folders(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c.py").write_text("")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+
+    assert git_tracked(str(tmp_path)) == {"a", "a/b", "a/b/c.py"}
+    assert git_tracked(str(tmp_path / "nowhere")) == set()
