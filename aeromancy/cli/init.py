@@ -77,8 +77,8 @@ def command(
     )
     if result.commit:
         err().print(
-            f"first commit {result.commit[:12]}; "
-            f"next: cd {directory} && aero repro --dev",
+            f"first commit {result.commit[:12]}; next: cd {directory} && "
+            "aero repro (tracked) or aero repro --dev (untracked)",
             markup=False,
         )
     else:

@@ -52,22 +52,21 @@ def list_command(as_json: JsonFlag = False) -> None:
     if as_json:
         out().print_json(json.dumps([json.loads(r.to_json()) for r in records]))
         return
+    # A run id starts with its UTC start time, so it is the time column too.
     table = Table(
         Column("run", no_wrap=True, min_width=22),
-        "stage",
-        "status",
-        Column("started (UTC)", no_wrap=True),
-        "fingerprint",
-        "commit",
+        Column("stage", overflow="fold"),
+        Column("status", no_wrap=True),
+        Column("fingerprint", no_wrap=True),
+        Column("commit", no_wrap=True),
     )
     for record in records:
         table.add_row(
             record.run_id,
             record.stage,
             record.status,
-            record.started[:19].replace("T", " "),
             record.fingerprint_digest[:12],
-            record.commit[:12],
+            record.commit[:10],
         )
     out().print(table)
 
