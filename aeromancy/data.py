@@ -197,18 +197,21 @@ def _reflinks(cache: Path, workspace: Path) -> bool:
 
 
 @functools.cache
-def s3_client(remote: Remote, *, timeouts: bool = False) -> Any:
-    """A boto3 S3 client for `remote`'s endpoint, region and profile (one each).
+def s3_client(remote: Remote) -> Any:
+    """The boto3 S3 client for `remote`'s endpoint, region and profile.
 
-    With `timeouts`, a dead endpoint fails within seconds instead of retrying.
+    A dead endpoint fails within seconds: one retry, a short connect timeout.
     """
     from botocore.config import Config as BotoConfig
 
-    options: dict[str, Any] = {"max_pool_connections": MAX_CONNECTIONS}
-    if timeouts:
-        options.update(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
     return _session(remote.profile, remote.region).client(
-        "s3", endpoint_url=remote.endpoint, config=BotoConfig(**options)
+        "s3",
+        endpoint_url=remote.endpoint,
+        config=BotoConfig(
+            max_pool_connections=MAX_CONNECTIONS,
+            connect_timeout=3,
+            retries={"mode": "standard", "max_attempts": 2},
+        ),
     )
 
 
@@ -260,7 +263,7 @@ def _check_local(path: Path) -> None:
 
 def _check_s3(remote: Remote) -> None:
     try:
-        s3_client(remote, timeouts=True).head_bucket(Bucket=remote.bucket)
+        s3_client(remote).head_bucket(Bucket=remote.bucket)
     except Exception as exc:
         raise explain_s3_error(exc, remote) from None
 

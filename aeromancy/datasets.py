@@ -221,7 +221,7 @@ def _locate(source: str, remote: data.Remote) -> Any:
 
 def _locate_s3(source: str, remote: data.Remote) -> Any:
     bucket, _, key = source[len("s3://") :].partition("/")
-    client = data.s3_client(remote, timeouts=True)
+    client = data.s3_client(remote)
     try:
         if key and not key.endswith("/") and _object_exists(client, bucket, key):
             keys = [(key, key.rsplit("/", 1)[-1])]

@@ -90,13 +90,14 @@ def versions(
         )
 
 
+Targets = Annotated[
+    list[str] | None,
+    typer.Argument(help=".dvc files, outputs or folders holding them (default: all)."),
+]
+
+
 @app.command("push")
-def push(
-    targets: Annotated[
-        list[str] | None, typer.Argument(help=".dvc files or outputs (default: all).")
-    ] = None,
-    jobs: Jobs = None,
-) -> None:
+def push(targets: Targets = None, jobs: Jobs = None) -> None:
     """Push the data the workspace uses to the remote."""
     from aeromancy import config, transfer
 
@@ -108,9 +109,7 @@ def push(
 
 @app.command("pull")
 def pull(
-    targets: Annotated[
-        list[str] | None, typer.Argument(help=".dvc files or outputs (default: all).")
-    ] = None,
+    targets: Targets = None,
     run: Annotated[
         str | None, typer.Option("--run", help="Pull the outputs of run ID.")
     ] = None,
