@@ -80,7 +80,7 @@ def open_tracker(
     Raises:
         ConfigError: The kind is unknown or the backend is not installed.
     """
-    project = config.project or project_name
+    project = config.project or project_name or root.resolve().name
     if config.kind == "none":
         from aeromancy.tracking.none import NoneTracker
 

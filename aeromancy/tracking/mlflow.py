@@ -85,6 +85,8 @@ class MlflowTracker:
         Raises:
             ConfigError: The tracking URI is unusable (see `check_uri`).
         """
+        if self._started:
+            return
         if self._default:
             (self._root / ".aeromancy").mkdir(parents=True, exist_ok=True)
         check_uri(self._uri)
@@ -127,7 +129,7 @@ class MlflowTracker:
             log.warning("MLflow store %s cannot be opened", self._shown, exc_info=True)
             self._failure = (
                 f"MLflow at {self._shown} cannot be used ({_first_line(exc)}); "
-                f"no stage was logged there; check `{URI_KEY}`"
+                f"no stage was logged there; check `{KEY}`"
             )
         finally:
             self._ready.set()

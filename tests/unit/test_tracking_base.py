@@ -102,3 +102,16 @@ def test_answers_counts_any_http_status_but_not_silence(
     assert answers(f"{silent_server}/health", timeout=1) is not None
     assert time.perf_counter() - began < 2.5
     assert answers("http://127.0.0.1:9/health", timeout=1) is not None
+
+
+def test_project_falls_back_to_the_folder_name(tmp_path: Path) -> None:
+    from aeromancy.tracking.mlflow import MlflowTracker
+
+    pytest.importorskip("mlflow")
+    root = tmp_path / "my-project"
+    root.mkdir()
+
+    tracker = open_tracker(TrackerConfig(kind="mlflow"), root / ".", "")
+
+    assert isinstance(tracker, MlflowTracker)
+    assert tracker._project == "my-project"

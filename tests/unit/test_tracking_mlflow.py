@@ -89,6 +89,20 @@ def test_run_holds_params_tags_and_the_record(tmp_path: Path) -> None:
     assert run.data.metrics == {"duration_s": 3.0, "exit_code": 0.0}
 
 
+def test_start_twice_opens_the_store_once(tmp_path: Path) -> None:
+    import threading
+
+    tracker = open_tracker(MLFLOW, tmp_path, "demo")
+
+    tracker.start(INVOCATION)
+    tracker.start(INVOCATION)
+
+    openers = [t for t in threading.enumerate() if t.name == "aero-mlflow"]
+    assert len(openers) <= 1
+    (link,) = [tracker.log(make_record("t", "r-1"))]
+    assert tracker.finish() == [] and link["id"]
+
+
 def test_record_artifact_reads_back_whole(tmp_path: Path) -> None:
     import mlflow.artifacts
 
