@@ -251,7 +251,7 @@ def test_online_but_unreachable_completes_in_seconds_and_stays_offline(
     (link,), warnings = log_all(tmp_path, record, config=online)
     took = time.perf_counter() - began
 
-    assert took < 5
+    assert took < 10  # W&B alone would wait ~90 s for a host that never answers
     assert link["id"] == record.run_id
     assert "unreachable" in warnings[0] and "aero runs sync" in warnings[0]
     assert run_file(tmp_path, record.run_id).is_file()
