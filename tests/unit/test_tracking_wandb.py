@@ -415,3 +415,18 @@ def test_git_tracked_lists_files_and_their_folders(tmp_path: Path) -> None:
 
     assert git_tracked(str(tmp_path)) == {"a", "a/b", "a/b/c.py"}
     assert git_tracked(str(tmp_path / "nowhere")) == set()
+
+
+def test_a_worker_past_its_deadline_is_stopped_and_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wandb_tracker, "FINISH_TIMEOUT", 0.05)
+    tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    tracker.start(INVOCATION)
+    tracker.log(make_record("train", "20260101-120003-oooooo"))
+
+    began = time.perf_counter()
+    (warning,) = tracker.finish()
+
+    assert time.perf_counter() - began < 2
+    assert "did not finish within 0.05 s and was stopped" in warning
