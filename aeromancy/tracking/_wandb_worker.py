@@ -86,7 +86,7 @@ class Session:
         run = self._wandb.init(
             project=self._setup["project"],
             entity=self._setup["entity"],
-            group=self._setup["group"],
+            group=record.invocation or self._setup["group"],
             job_type=record.stage,
             id=record.run_id,
             name=record.run_id,
