@@ -6,6 +6,10 @@ PATH), interleaved so that drift in the machine's speed hits both sides alike,
 and reports both medians, their ratio and whether the ratio meets its target.
 Results go to ``bench/results/latest.md`` and ``bench/results/latest.json``.
 
+A row's target is one of three kinds: a ratio ours / peer, an overhead per
+unit ((ours - peer) / units, e.g. per executed stage), or an absolute time of
+ours alone; the peer's figure is shown beside it either way.
+
 To add a row, write a function that prepares a sandbox and returns a `Pair` of
 figures (see `_help_row`), and list it in `ROWS`.
 """
@@ -32,13 +36,66 @@ RESULTS = BENCH / "results"
 Figure = Callable[[], float]
 """One sample of a figure: runs the thing once and returns its wall time (s)."""
 
+RATIO = "ratio"
+OVERHEAD = "overhead"
+ABSOLUTE = "absolute"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a row must meet: `kind` says which figure is held to `limit`.
+
+    - `ratio`: our median / the peer's, at most `limit`;
+    - `overhead`: (our median - the peer's) / `units`, at most `limit` seconds;
+    - `absolute`: our median alone, at most `limit` seconds.
+    """
+
+    limit: float
+    kind: str = RATIO
+    units: int = 1
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in (RATIO, OVERHEAD, ABSOLUTE):
+            raise ValueError(f"unknown target kind '{self.kind}'")
+        if self.units < 1:
+            raise ValueError("a target's units must be at least 1")
+
+    def figure(self, ours: float, peer: float) -> float:
+        """The figure this target holds to its limit, from the two medians."""
+        if self.kind == OVERHEAD:
+            return (ours - peer) / self.units
+        if self.kind == ABSOLUTE:
+            return ours
+        return ours / peer
+
+    def show(self, value: float) -> str:
+        """A figure of this kind for the table: `0.61`, `+120 ms/stage`, `3 ms`."""
+        if self.kind == RATIO:
+            return f"{value:.2f}"
+        sign = "+" if self.kind == OVERHEAD and value >= 0 else ""
+        per = f"/{self.unit}" if self.unit else ""
+        return f"{sign}{_ms(value)}{per}"
+
+
+def _ms(value: float) -> str:
+    """A signed duration in milliseconds, or seconds from 10 s up."""
+    if abs(value) < 10:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"
+
 
 @dataclass(frozen=True)
 class Pair:
-    """The two sides of a row: our figure and the peer's."""
+    """The two sides of a row: our figure and the peer's.
+
+    `notes` gives more figures measured along with ours (name -> samples,
+    warm-up included), shown under the table: e.g. a cost ours leaves out.
+    """
 
     ours: Figure
     peer: Figure
+    notes: Callable[[], dict[str, list[float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +112,22 @@ class Sandbox:
     def run(self, *argv: str, cwd: Path | None = None) -> None:
         """Run a setup step (not timed)."""
         Command(argv, cwd or self.root, self.env)()
+
+    def with_env(self, **extra: str) -> Sandbox:
+        """The same folder with more environment variables."""
+        return Sandbox(self.root, {**self.env, **extra})
+
+    def wandb_offline(self) -> Sandbox:
+        """W&B offline and silent, every W&B folder inside the sandbox."""
+        folder = self.root / "wandb"
+        return self.with_env(
+            WANDB_MODE="offline",
+            WANDB_SILENT="true",
+            WANDB_DIR=str(folder),
+            WANDB_CACHE_DIR=str(folder / "cache"),
+            WANDB_DATA_DIR=str(folder / "data"),
+            WANDB_CONFIG_DIR=str(folder / "config"),
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +158,57 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A figure a helper process measures itself, for what a command line cannot
+    isolate (a library call without the interpreter's start-up).
+
+    The process prints one JSON object of seconds; `key` is the figure, every
+    other number is kept in `samples` as a note.
+    """
+
+    argv: Sequence[str]
+    cwd: Path
+    env: dict[str, str]
+    key: str
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def __call__(self) -> float:
+        done = subprocess.run(
+            list(self.argv), cwd=self.cwd, env=self.env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(self.argv)} exited with {done.returncode}: "
+                f"{done.stderr.strip()}"
+            )
+        figures = parse_probe(done.stdout, self.key)
+        for name, value in figures.items():
+            if name != self.key:
+                self.samples.setdefault(name, []).append(value)
+        return figures[self.key]
+
+    def notes(self) -> dict[str, list[float]]:
+        return dict(self.samples)
+
+
+def parse_probe(stdout: str, key: str) -> dict[str, float]:
+    """The numbers of a probe's last output line; `key` must be among them."""
+    lines = stdout.strip().splitlines()
+    try:
+        document = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"a probe printed no JSON: {stdout[-200:]!r}") from None
+    figures = {
+        name: float(value)
+        for name, value in document.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    if key not in figures:
+        raise RuntimeError(f"a probe printed no '{key}': {lines[-1][:200]}")
+    return figures
+
+
+@dataclass(frozen=True)
 class Row:
     """A line of the table: what is compared, its target, and how to set it up.
 
@@ -95,9 +219,15 @@ class Row:
     name: str
     ours: str
     peer: str
-    target: float
+    target: float | Target
     prepare: Callable[[Sandbox], Pair]
     quick: bool = True
+
+    @property
+    def goal(self) -> Target:
+        """The target, a bare number being a ratio."""
+        target = self.target
+        return target if isinstance(target, Target) else Target(target)
 
 
 @dataclass(frozen=True)
@@ -118,7 +248,11 @@ class Stats:
 
 @dataclass(frozen=True)
 class Result:
-    """A measured row: both sides' stats, their ratio and the verdict."""
+    """A measured row: both sides' stats, the figure its target holds, the verdict.
+
+    `goal` defaults to a ratio target of `target`; `notes` are further figures
+    measured along with ours.
+    """
 
     name: str
     ours: str
@@ -126,26 +260,42 @@ class Result:
     target: float
     our_stats: Stats
     peer_stats: Stats
+    goal: Target | None = None
+    notes: dict[str, Stats] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> Target:
+        return self.goal or Target(self.target)
 
     @property
     def ratio(self) -> float:
         return self.our_stats.median / self.peer_stats.median
 
     @property
+    def figure(self) -> float:
+        """The figure the target holds: a ratio, an overhead or our time."""
+        return self.kind.figure(self.our_stats.median, self.peer_stats.median)
+
+    @property
     def met(self) -> bool:
-        return self.ratio <= self.target
+        return self.figure <= self.kind.limit
 
     def to_json(self) -> dict[str, object]:
         """The result as JSON values; times in seconds, to the microsecond."""
+        goal = self.kind
         return {
             "name": self.name,
             "ours": self.ours,
             "peer": self.peer,
-            "target": self.target,
+            "target": goal.limit,
+            "target_kind": goal.kind,
+            "units": goal.units,
             "our_stats": _rounded(self.our_stats),
             "peer_stats": _rounded(self.peer_stats),
             "ratio": round(self.ratio, 4),
+            "figure": round(self.figure, 6),
             "met": self.met,
+            "notes": {name: _rounded(stats) for name, stats in self.notes.items()},
         }
 
 
@@ -187,11 +337,21 @@ def sample(pair: Pair, runs: int, warmup: int = 1) -> tuple[list[float], list[fl
     return ours, peer
 
 
-def measure(row: Row, sandbox: Sandbox, runs: int) -> Result:
+def measure(row: Row, sandbox: Sandbox, runs: int, warmup: int = 1) -> Result:
     """Set the row up in `sandbox` and time it."""
-    ours, peer = sample(row.prepare(sandbox), runs)
+    pair = row.prepare(sandbox)
+    ours, peer = sample(pair, runs, warmup)
+    notes = pair.notes() if pair.notes else {}
+    goal = row.goal
     return Result(
-        row.name, row.ours, row.peer, row.target, Stats.of(ours), Stats.of(peer)
+        row.name,
+        row.ours,
+        row.peer,
+        goal.limit,
+        Stats.of(ours),
+        Stats.of(peer),
+        goal,
+        {name: Stats.of(values[warmup:]) for name, values in notes.items()},
     )
 
 
@@ -243,6 +403,87 @@ def _noop_repro_row(box: Sandbox) -> Pair:
     )
 
 
+TRIVIAL_STAGES = """\
+stages:
+  one:
+    cmd: echo one > one.txt
+    outs:
+      - one.txt
+  two:
+    cmd: cp one.txt two.txt
+    deps:
+      - one.txt
+    outs:
+      - two.txt
+  three:
+    cmd: cp two.txt three.txt
+    deps:
+      - two.txt
+    outs:
+      - three.txt
+"""
+"""Three stages that do next to nothing: what is left is each tool's overhead."""
+
+
+def _tracked_repro_row(box: Sandbox) -> Pair:
+    box = box.wandb_offline()
+    project = box.root / "project"
+    box.run("aero", "init", str(project), "--runtime", "host", "--tracker", "wandb")
+    (project / "dvc.yaml").write_text(TRIVIAL_STAGES, encoding="utf-8")
+    box.run(
+        "git",
+        "commit",
+        "--quiet",
+        "-m",
+        "three trivial stages",
+        "dvc.yaml",
+        cwd=project,
+    )
+    # Locks the stages and commits dvc.lock; --force then reruns all three and
+    # leaves the tree clean, since the outputs come out the same.
+    box.run("aero", "repro", cwd=project)
+    return Pair(
+        box.command("aero", "repro", "--force", cwd=project),
+        box.command("dvc", "repro", "--force", cwd=project),
+    )
+
+
+GIB = 1024**3
+
+
+def _fingerprint_row(box: Sandbox) -> Pair:
+    project = box.root / "project"
+    box.run("aero", "init", str(project), "--runtime", "host", "--tracker", "none")
+    big = project / "data" / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(GIB)  # sparse: quick to make, as long to hash as any
+    box.run("dvc", "add", "--quiet", str(big), cwd=project)
+    box.run(
+        "dvc",
+        "stage",
+        "add",
+        "--quiet",
+        "-n",
+        "size",
+        "-d",
+        "data/big.bin",
+        "-o",
+        "size.txt",
+        "wc -c < data/big.bin > size.txt",
+        cwd=project,
+    )
+    box.run("dvc", "repro", "--quiet", "size", cwd=project)
+    box.run("git", "add", "--all", cwd=project)
+    box.run("git", "commit", "--quiet", "-m", "a stage reading 1 GiB", cwd=project)
+    probe = Probe(
+        [sys.executable, str(BENCH / "fingerprint_probe.py"), str(project), "size"],
+        project,
+        box.env,
+        "fingerprint",
+    )
+    return Pair(probe, box.command("md5sum", str(big)), probe.notes)
+
+
 ROWS: tuple[Row, ...] = (
     Row("start-up", "aero --help", "dvc --version", 0.8, _help_row),
     Row(
@@ -251,6 +492,20 @@ ROWS: tuple[Row, ...] = (
         "dvc repro",
         1.15,
         _noop_repro_row,
+    ),
+    Row(
+        "tracked repro, 3 trivial stages",
+        "aero repro --force (W&B offline)",
+        "dvc repro --force",
+        Target(0.25, OVERHEAD, units=3, unit="stage"),
+        _tracked_repro_row,
+    ),
+    Row(
+        "fingerprint, 1 GiB input in dvc.lock",
+        "stage_inputs + build (in-process)",
+        "md5sum of the file",
+        Target(0.05, ABSOLUTE),
+        _fingerprint_row,
     ),
 )
 
@@ -273,14 +528,16 @@ def spread(stats: Stats) -> str:
 
 
 def verdict(result: Result) -> str:
+    """The held figure, its limit and whether it is met: `0.61 (≤ 0.80 ok)`."""
+    goal = result.kind
     mark = "ok" if result.met else "MISSED"
-    return f"{result.ratio:.2f} (≤ {result.target:.2f} {mark})"
+    return f"{goal.show(result.figure)} (≤ {goal.show(goal.limit)} {mark})"
 
 
 def render_table(results: Iterable[Result]) -> str:
     """The results as a Markdown table, one row per figure."""
     lines = [
-        "| figure | ours | peer | our median | peer median | ratio (target) "
+        "| figure | ours | peer | our median | peer median | result (target) "
         "| our min-max | peer min-max | n |",
         "|---|---|---|---:|---:|---|---|---|---:|",
     ]
@@ -300,18 +557,33 @@ def render_table(results: Iterable[Result]) -> str:
     return "\n".join(lines)
 
 
+def render_notes(results: Iterable[Result]) -> str:
+    """The further figures of each row, one line each; empty when there are none."""
+    return "\n".join(
+        f"- {r.name}, {name}: {seconds(stats.median)} median, {spread(stats)}, "
+        f"n {stats.n}"
+        for r in results
+        for name, stats in r.notes.items()
+    )
+
+
 def render_markdown(report: Report) -> str:
     """The whole report: the table, then the machine it ran on."""
     mode = "quick" if report.quick else "full"
     machine = "\n".join(f"- {key}: {value}" for key, value in report.machine.items())
     parts = [
         f"# Benchmark ({mode} run)\n",
-        "Median wall time of each command launched as a subprocess; ratio = ours "
-        "/ peer, lower is better. Runs interleave ours and the peer's.\n",
+        "Median wall time of each command launched as a subprocess (or, where "
+        "the row says so, of a library call timed in its own process). The result "
+        "is the ratio ours / peer, the overhead (ours - peer) per unit, or our "
+        "time alone, as the target says; lower is better. Runs interleave ours "
+        "and the peer's.\n",
         render_table(report.results) + "\n",
-        "## Machine\n",
-        machine + "\n",
     ]
+    notes = render_notes(report.results)
+    if notes:
+        parts += ["## Notes\n", notes + "\n"]
+    parts += ["## Machine\n", machine + "\n"]
     parts += [
         f"## {title}\n\n```\n{text.strip()}\n```\n"
         for title, text in report.extra.items()
@@ -410,6 +682,17 @@ def run(rows: Sequence[Row], runs: int, quick: bool) -> Report:
     return report
 
 
+def select_rows(rows: Sequence[Row], quick: bool, only: Sequence[str]) -> list[Row]:
+    """The rows a run measures: quick ones for ``--quick``, and with ``--only``
+    those whose name contains one of the texts given."""
+    return [
+        row
+        for row in rows
+        if (row.quick or not quick)
+        and (not only or any(text.lower() in row.name.lower() for text in only))
+    ]
+
+
 def write(report: Report, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "latest.md").write_text(render_markdown(report), encoding="utf-8")
@@ -424,10 +707,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target is missed"
     )
+    parser.add_argument(
+        "--only", action="append", metavar="TEXT", help="rows whose name has TEXT"
+    )
     args = parser.parse_args(argv)
 
     runs = max(5, args.runs or (5 if args.quick else 15))
-    rows = [row for row in ROWS if row.quick or not args.quick]
+    rows = select_rows(ROWS, args.quick, args.only or [])
     report = run(rows, runs, args.quick)
     write(report, args.out)
     print(render_table(report.results))
