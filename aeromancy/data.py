@@ -309,7 +309,7 @@ def explain_s3_error(
             )
         if code in _DENIED:
             return RemoteError(
-                f"access denied to bucket '{bucket}' at {where} ({code}); "
+                f"access denied to bucket '{bucket}' at {where}; "
                 "check the AWS credentials or --profile"
             )
         return RemoteError(f"{url} at {where} refused the request: {code}")
