@@ -32,7 +32,9 @@ def pinned_env(
         "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
     )
     for name in list(os.environ):
-        if name.startswith(("AWS_", "WANDB_", "MLFLOW_", "DVC_", "GIT_", "AERO_")):
+        if name.startswith(
+            ("AWS_", "WANDB_", "MLFLOW_", "DVC_", "GIT_", "AERO_", "AEROMANCY_")
+        ):
             monkeypatch.delenv(name)
     settings = {
         "HOME": str(home),
@@ -58,6 +60,12 @@ def pinned_env(
         "WANDB_DATA_DIR": str(home / "wandb-data"),
         "WANDB_CONFIG_DIR": str(home / "wandb-config"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "JUPYTER_DATA_DIR": str(home / "jupyter-data"),
+        "JUPYTER_CONFIG_DIR": str(home / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "jupyter-runtime"),
+        "JUPYTER_PATH": "",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "IPYTHONDIR": str(home / "ipython"),
         "NO_COLOR": "1",
         "COLUMNS": "120",
         "TERM": "dumb",
