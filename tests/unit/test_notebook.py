@@ -165,3 +165,25 @@ def test_bad_input_is_one_line_naming_it(
     assert _error(lambda: an.load("build/model.json")).startswith(
         "AEROMANCY_PIN is not a valid pin ("
     )
+
+
+def test_the_public_api_is_pinned_and_the_docs_use_only_it() -> None:
+    import re
+
+    from tests.conftest import REPO
+
+    assert sorted(an.__all__) == [
+        "Lineage",
+        "MissingDataError",
+        "NotTrackedError",
+        "PIN_ENV",
+        "Pin",
+        "lineage",
+        "load",
+        "open",
+        "path",
+        "pin_for",
+    ]
+    for doc in (REPO / "templates/notebooks/README.md", REPO / "README.md"):
+        used = set(re.findall(r"\ban\.(\w+)\(", doc.read_text()))
+        assert used and used <= set(an.__all__), doc
