@@ -93,9 +93,10 @@ def repro(
             on_stage(stage_run)
 
     try:
-        pipeline.reproduce(
-            root, targets, force=force, on_start=on_start, on_stage=stage_done
-        )
+        with session.runtime.inside():
+            pipeline.reproduce(
+                root, targets, force=force, on_start=on_start, on_stage=stage_done
+            )
     finally:
         if started:
             session.run.warnings.extend(tracker.finish())

@@ -4,7 +4,8 @@ Typer coerces each parameter's value through a pydantic adapter unless the
 parameter is a flag whose value is already a bool. The `--help` flag of every
 command is None when it is not given, so every `aero` command paid ~65 ms to
 import pydantic before doing anything (10 % of a no-op `aero repro --dev`).
-`Group` makes an absent `--help` False on the group and on each of its commands.
+`Group` makes an absent `--help` False on the group and on each of its commands,
+and converts the choice options (`--runtime docker`) to their enum itself.
 
 TODO: remove when typer skips coercion for a flag left at its default
 (checked with typer 0.29.2).
@@ -12,6 +13,9 @@ TODO: remove when typer skips coercion for a flag left at its default
 
 from __future__ import annotations
 
+import enum
+import types
+import typing
 from typing import Any
 
 from typer.core import TyperGroup
@@ -29,6 +33,8 @@ class Group(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _default_false(command.get_help_option(ctx))
+            for param in command.params:
+                _enum_without_pydantic(param)
         return command
 
 
@@ -36,3 +42,33 @@ def _default_false(option: Any) -> Any:
     if option is not None and option.default is None:
         option.default = False
     return option
+
+
+class _EnumCoercion:
+    """Typer's coercion for a choice option, without pydantic."""
+
+    def __init__(self, kind: type[enum.Enum]) -> None:
+        self.kind = kind
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or isinstance(value, self.kind):
+            return value
+        try:
+            return self.kind(value)
+        except ValueError:
+            from typer._click.exceptions import BadParameter
+
+            choices = ", ".join(str(member.value) for member in self.kind)
+            raise BadParameter(
+                f"{value!r} is not one of {choices}.", ctx=ctx, param=param
+            ) from None
+
+
+def _enum_without_pydantic(param: Any) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    annotation = getattr(descriptor, "annotation", None)
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        param._runtime_param = _EnumCoercion(annotation)

@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aeromancy.cli.build import RUNTIME_HELP
+from aeromancy.cli.init import Runtime as Kind
+from aeromancy.errors import UserError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -35,6 +39,13 @@ def command(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Run stages even if up to date.")
     ] = False,
+    runtime: Annotated[Kind | None, typer.Option(help=RUNTIME_HELP)] = None,
+    debug_shell: Annotated[
+        bool,
+        typer.Option(
+            "--debug-shell", help="Open a shell in the container stages run in."
+        ),
+    ] = False,
 ) -> None:
     """Reproduce the pipeline; every stage that runs is tracked unless --dev.
 
@@ -45,11 +56,15 @@ def command(
 
     targets: list[str] = ctx.args
     root = config.find_root()
-    if dev:
+    if debug_shell:
+        _debug_shell(root, runtime)
+    elif dev:
         config.load(root)
+        if runtime not in (None, Kind.host):
+            raise UserError("--dev runs on the host, untracked; drop --runtime")
         _dev(root, targets, force)
     else:
-        _tracked(root, targets, force)
+        _tracked(root, targets, force, runtime)
 
 
 def _started(name: str, command: str) -> None:
@@ -87,18 +102,37 @@ def _dev(root: Path, targets: list[str], force: bool) -> None:
     )
 
 
-def _tracked(root: Path, targets: list[str], force: bool) -> None:
-    from aeromancy import tracked
+def _debug_shell(root: Path, kind: Kind | None) -> None:
+    from pathlib import Path
+
+    from aeromancy import config
+    from aeromancy.cli.build import select
+
+    chosen = select(config.load(root), kind)
+    if not hasattr(chosen, "debug_shell"):
+        raise UserError(f"--debug-shell needs a container runtime, not {chosen.kind}")
+    raise typer.Exit(chosen.debug_shell(Path.cwd()))
+
+
+def _tracked(root: Path, targets: list[str], force: bool, kind: Kind | None) -> None:
+    from aeromancy import config, tracked
+    from aeromancy.cli.build import select
     from aeromancy.console import err
 
     def stage_done(stage: tracked.StageRun) -> None:
         record = stage.record
         _done(stage.result, stage.made_by or "", record.run_id if record else "")
 
+    chosen = select(config.load(root), kind)
     run = tracked.repro(
-        root, targets, force=force, on_start=_started, on_stage=stage_done
+        root,
+        targets,
+        force=force,
+        runtime=chosen,
+        on_start=_started,
+        on_stage=stage_done,
     )
-    for warning in run.warnings:
+    for warning in (*chosen.build().warnings, *run.warnings):
         err().print(f"[yellow]warning:[/] {warning}", highlight=False)
     records = run.records
     fresh = [s.result.name for s in run.stages if s.record is None]

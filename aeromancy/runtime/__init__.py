@@ -1,7 +1,8 @@
 """Runtimes: where a stage's command runs, and what that place is made of.
 
 `base.py` says what every runtime gives; `host.py` is the machine itself (dev
-mode, and tracked runs until a sealed runtime is configured).
+mode, and tracked runs of a project that chose it, recorded as unsealed);
+`docker.py` is a container image built and run by any Docker-API engine.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ def select(settings: Config, kind: str | None = None) -> Runtime:
         from aeromancy.runtime.host import HostRuntime
 
         return HostRuntime()
-    # TODO: sealed runtimes (docker, nix) arrive with issue 5; until then
-    # tracked runs need the host runtime, recorded as unsealed.
+    if chosen == "docker":
+        from aeromancy.runtime.docker import DockerRuntime
+
+        return DockerRuntime(settings.root, settings.runtime)
+    # TODO: the nix runtime arrives with the rest of issue 5; until then a
+    # project picks docker, or host (recorded as unsealed).
     raise UserError(
         f"runtime '{chosen}' is not available yet; set "
-        'tool.aeromancy.runtime.kind = "host" in pyproject.toml '
-        "(recorded as unsealed), or use `aero repro --dev`"
+        'tool.aeromancy.runtime.kind = "docker" in pyproject.toml (or "host", '
+        "recorded as unsealed), or use `aero repro --dev`"
     )

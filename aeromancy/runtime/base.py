@@ -7,20 +7,39 @@ describes itself through it, so the node has the same keys whatever the kind.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from aeromancy.manifest import Manifests
 
-__all__ = ["Runtime", "runtime_node"]
+__all__ = ["Built", "Runtime", "runtime_node"]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What `Runtime.build()` found or made.
+
+    Attributes:
+        runtime_id: the runtime's id.
+        image: the engine's image id (empty for the host).
+        reference: a name to run it by (`aeromancy/<project>:<id[:12]>`).
+        built: whether the engine built it now (False: found by its id).
+        base_digest: the base image's digest, as recorded.
+        warnings: one line each, for the user.
+    """
+
+    runtime_id: str
+    image: str = ""
+    reference: str = ""
+    built: bool = False
+    base_digest: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @runtime_checkable
 class Runtime(Protocol):
-    """A place a stage runs in: the host, a container image, a Nix closure.
-
-    TODO: `build()` and `run(command)` join this protocol with the sealed
-    runtimes (Docker, Nix); the host needs neither.
-    """
+    """A place a stage runs in: the host, a container image, a Nix closure."""
 
     @property
     def kind(self) -> str:
@@ -43,6 +62,14 @@ class Runtime(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """The `runtime` node of a fingerprint (see `runtime_node`)."""
+        ...
+
+    def build(self) -> Built:
+        """Build the runtime, or find it already built by its id."""
+        ...
+
+    def inside(self) -> AbstractContextManager[None]:
+        """While open, the stages DVC runs execute in this runtime."""
         ...
 
 

@@ -17,11 +17,12 @@ import platform
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata
 from typing import Any
 
 from aeromancy.manifest import DPKG_FORMAT, DebianManifest, Manifests, PythonManifest
-from aeromancy.runtime.base import runtime_node
+from aeromancy.runtime.base import Built, runtime_node
 
 __all__ = ["HostRuntime", "debian_manifest", "python_manifest"]
 
@@ -51,6 +52,14 @@ class HostRuntime:
     def describe(self) -> dict[str, Any]:
         """The `runtime` node of a fingerprint; `sealed` is False."""
         return runtime_node(self)
+
+    def build(self) -> Built:
+        """Nothing to build: the host is as it is."""
+        return Built(runtime_id=self.id)
+
+    def inside(self) -> AbstractContextManager[None]:
+        """Stages run on the host as DVC starts them."""
+        return nullcontext()
 
 
 @functools.cache

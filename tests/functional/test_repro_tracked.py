@@ -166,15 +166,13 @@ def test_ctrl_c_mid_stage_is_recorded_aborted(project: Path) -> None:
     assert records(project)["train"]["status"] == "aborted"
 
 
-def test_unsealed_runtimes_wait_for_their_issue(aero, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    root = tmp_path / "demo"
-    assert aero("init", str(root), "--tracker", "none").exit_code == 0
-    result = aero("repro", cwd=root)
+def test_the_nix_runtime_waits_for_its_issue(aero, project: Path) -> None:  # type: ignore[no-untyped-def]
+    result = aero("repro", "--runtime", "nix", cwd=project)
     assert result.exit_code == 1
     assert result.lines == [
-        "error: runtime 'docker' is not available yet; set "
-        'tool.aeromancy.runtime.kind = "host" in pyproject.toml (recorded as '
-        "unsealed), or use `aero repro --dev`"
+        "error: runtime 'nix' is not available yet; set "
+        'tool.aeromancy.runtime.kind = "docker" in pyproject.toml (or "host", '
+        "recorded as unsealed), or use `aero repro --dev`"
     ]
 
 

@@ -1,0 +1,52 @@
+"""`aero build`: build the sealed runtime, or find it built; print its id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aeromancy.cli.init import Runtime as Kind
+
+if TYPE_CHECKING:
+    from aeromancy import config
+    from aeromancy.runtime.base import Runtime
+
+RUNTIME_HELP = "The runtime to use (default: tool.aeromancy.runtime.kind)."
+
+
+def command(
+    runtime: Annotated[Kind | None, typer.Option(help=RUNTIME_HELP)] = None,
+) -> None:
+    """Build the runtime image (or find it by its id) and print the runtime id."""
+    from aeromancy import config
+    from aeromancy.console import err, out
+
+    root = config.find_root()
+    chosen = select(config.load(root), runtime)
+    built = chosen.build()
+    for warning in built.warnings:
+        err().print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if chosen.kind == "host":
+        err().print("host runtime: nothing to build (unsealed)", markup=False)
+    elif built.built:
+        err().print(f"built {built.reference} ({built.image})", markup=False)
+    else:
+        err().print(f"up to date: {built.reference} ({built.image})", markup=False)
+    out().print(built.runtime_id, markup=False)
+
+
+def select(settings: config.Config, kind: Kind | None) -> Runtime:
+    """The runtime `kind` (or the configured one), showing build steps on stderr."""
+    from aeromancy.runtime import select as select_runtime
+
+    runtime = select_runtime(settings, kind.value if kind else None)
+    if hasattr(runtime, "progress"):
+        runtime.progress = _step
+    return runtime
+
+
+def _step(line: str) -> None:
+    from aeromancy.console import err
+
+    err().print(f"  [dim]{line}[/]", highlight=False)
