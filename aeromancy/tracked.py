@@ -78,8 +78,16 @@ def repro(
     from aeromancy.tracking.base import open_tracker
 
     settings = config.load(root)
-    session = _Session(root, settings, runtime or select(settings), rerun_of)
+    runtime = runtime or select(settings)
     tracker = open_tracker(settings.tracker, root, root.name, remote=settings.remote)
+    if isinstance(tracker, _Prepares):
+        tracker.prepare()  # warms up while DVC opens and the first stage runs
+    try:
+        session = _Session(root, settings, runtime, rerun_of)
+    except BaseException:
+        tracker.finish()  # ends a prepared tracker, without waiting
+        raise
+    tracker.check()
     started: list[bool] = []
 
     def stage_done(stage: Any, result: pipeline.StageResult) -> None:

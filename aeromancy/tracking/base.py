@@ -47,6 +47,13 @@ class Tracker(Protocol):
 
     kind: str
 
+    def check(self) -> None:
+        """Refuse a misconfiguration cheaply, before any stage runs.
+
+        Raises:
+            ConfigError: The tracker is misconfigured (e.g. a bad tracking URI).
+        """
+
     def start(self, invocation: str) -> None:
         """Begin an invocation; `invocation` groups its stage runs.
 

@@ -79,6 +79,10 @@ class MlflowTracker:
         self._failure = ""
         self._warnings: list[str] = []
 
+    def check(self) -> None:
+        """Refuse an unusable tracking URI (see `check_uri`)."""
+        check_uri(self._uri)
+
     def start(self, invocation: str) -> None:
         """Check the tracking URI now; open the store in the background.
 

@@ -13,6 +13,9 @@ class NoneTracker:
 
     kind = "none"
 
+    def check(self) -> None:
+        """Nothing to check."""
+
     def start(self, invocation: str) -> None:
         """Nothing to begin."""
 

@@ -88,28 +88,45 @@ class WandbTracker:
         self._worker: subprocess.Popen[bytes] | None = None
         self._feeder: Feeder | None = None
         self._online = False
+        self._started = False
         self._logged = 0
         self._warnings: list[str] = []
 
+    def check(self) -> None:
+        """Nothing to refuse up front: an unreachable W&B falls back to offline."""
+
+    def prepare(self) -> None:
+        """Spawn the worker before any stage is known to execute, for offline runs.
+
+        It imports W&B (about 0.8 s) while DVC opens and the first stage runs,
+        and writes nothing until `start`; `finish` without `start` ends it
+        without waiting. Online runs spawn in `start`, once W&B is reachable.
+        """
+        if self._worker is not None or self._config.mode == "online":
+            return
+        try:
+            self._spawn_worker()
+        except OSError as exc:
+            log.debug("W&B worker not prepared: %s", exc)  # `start` tries again
+
     def start(self, invocation: str) -> None:
-        """Decide online or offline and spawn the worker.
+        """Decide online or offline and spawn the worker, unless prepared.
 
         Takes milliseconds offline and at most about two seconds online; call it
         early, so W&B warms up while everything else in `aero repro` runs.
         """
-        if self._worker is not None:
+        if self._started:
             return
-        self._online = self._config.mode == "online" and self._can_go_online()
-        directory = wandb_dir(self._root)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._worker = self._spawn(directory)
-        except OSError as exc:
-            self._warnings.append(f"W&B logging cannot start: {exc}")
-            return
-        assert self._worker.stdin is not None
-        self._feeder = Feeder(self._worker.stdin)
-        self._feeder.put(self._setup(invocation, directory))
+        self._started = True
+        if self._worker is None:
+            self._online = self._config.mode == "online" and self._can_go_online()
+            try:
+                self._spawn_worker()
+            except OSError as exc:
+                self._warnings.append(f"W&B logging cannot start: {exc}")
+                return
+        assert self._worker is not None and self._feeder is not None
+        self._feeder.put(self._setup(invocation, wandb_dir(self._root)))
         log.info("W&B worker %d started (%s)", self._worker.pid, self._mode)
 
     def log(self, record: RunRecord) -> TrackerLink:
@@ -119,7 +136,7 @@ class WandbTracker:
         files and, when an entity is configured, the run's page: live when online,
         after `aero runs sync` when the run was kept offline (`finish` says so).
         """
-        if self._worker is None:
+        if not self._started:
             self.start(record.invocation)
         if self._feeder:
             self._feeder.put({"op": "log", "record": record.to_json()})
@@ -158,6 +175,13 @@ class WandbTracker:
             f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
             f"runs not yet written are missing from {runs_dir(self._root)}"
         ]
+
+    def _spawn_worker(self) -> None:
+        directory = wandb_dir(self._root)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._worker = self._spawn(directory)
+        assert self._worker.stdin is not None
+        self._feeder = Feeder(self._worker.stdin)
 
     def _spawn(self, directory: Path) -> subprocess.Popen[bytes]:
         with self._log.open("ab") as stderr:

@@ -145,3 +145,65 @@ def test_secret_canary_reaches_no_written_file(
             leaks.append(item["Key"])
     assert leaks == []
     assert len(latest(root)) == 3
+
+
+def set_tracker(root: Path, table: str) -> None:
+    """Replace `[tool.aeromancy.tracker]` with `table` and commit it."""
+    text = (root / "pyproject.toml").read_text()
+    start = text.index("[tool.aeromancy.tracker]")
+    end = text.index("[tool.aeromancy.remote]")
+    (root / "pyproject.toml").write_text(text[:start] + table + "\n" + text[end:])
+    git(root, "commit", "--quiet", "-am", "tracker settings")
+
+
+def test_unknown_tracker_is_refused_naming_the_key(tmp_path: Path) -> None:
+    root = scaffold(tmp_path / "demo", "none")
+    set_tracker(root, '[tool.aeromancy.tracker]\nkind = "neptune"\n')
+    result = run_aero("repro", cwd=root)
+    assert result.exit_code == 1
+    assert result.lines == [
+        "error: pyproject.toml: tool.aeromancy.tracker.kind must be one of wandb, "
+        'mlflow, none (got "neptune")'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("htp://x", "has a scheme MLflow does not know ('htp')"),
+        ("http://127.0.0.1:9", "the MLflow server is unreachable"),
+    ],
+)
+def test_bad_tracking_uri_is_refused_before_any_stage_runs(
+    tmp_path: Path, uri: str, says: str
+) -> None:
+    root = scaffold(tmp_path / "demo", "mlflow")
+    set_tracker(
+        root, f'[tool.aeromancy.tracker]\nkind = "mlflow"\ntracking_uri = "{uri}"\n'
+    )
+    result = run_aero("repro", cwd=root)
+
+    assert result.exit_code == 1
+    assert len(result.lines) == 1
+    assert "tool.aeromancy.tracker.tracking_uri" in result.lines[0]
+    assert says in result.lines[0]
+    assert not (root / "build").exists()
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_wandb_online_but_unreachable_keeps_runs_for_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = scaffold(tmp_path / "demo", "wandb")
+    set_tracker(
+        root,
+        '[tool.aeromancy.tracker]\nkind = "wandb"\nmode = "online"\nentity = "me"\n',
+    )
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_API_KEY", "canary-wandb-key-" + "0" * 23)
+
+    result = run_aero("repro", cwd=root)
+    assert result.exit_code == 0, result.stderr
+    assert "unreachable" in result.stderr and "aero runs sync" in result.stderr
+    assert len(wandb_tracker.offline_runs(root)) == 3
+    assert all(r["tracker"]["kind"] == "wandb" for r in latest(root).values())
