@@ -119,10 +119,14 @@ def _check_kind(kind: str) -> str:
             f"--runtime must be one of {', '.join(RUNTIME_KINDS)} (got '{kind}')"
         )
     if kind != "host":
-        # TODO: container and Nix kernels arrive with their runtimes (issue 5):
-        # `<engine> run --rm --network host` with the connection file, the
-        # project and the DVC cache mounted at the same paths, `-e AEROMANCY_PIN`,
-        # then `python3 -m ipykernel_launcher -f {connection_file}` in the image.
+        # TODO: container and Nix kernels, once those runtimes are committed
+        # (issue 5). The runtime image holds only the stages' packages, so the
+        # kernel needs a layer on it with ipykernel and Aeromancy; then
+        # `<engine> run --rm -i --network host` with the connection file, the
+        # project and the DVC cache mounted at their own paths and
+        # `-e AEROMANCY_PIN`, running `python3 -m ipykernel_launcher -f
+        # {connection_file}`. The reading side (`aeromancy.notebook`) needs
+        # nothing more: the pin names the project's absolute path.
         raise UserError(
             f"runtime '{kind}' has no notebook kernel yet; "
             "use `aero export-notebook-env --runtime host`"

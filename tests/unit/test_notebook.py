@@ -14,7 +14,7 @@ import aeromancy.notebook as an
 from aeromancy import config
 from aeromancy.errors import UserError
 from aeromancy.notebook import MissingDataError
-from tests.conftest import Result, git
+from tests.conftest import S3, Result, git, run_aero
 
 
 def _runs(root: Path) -> dict[str, str]:
@@ -125,6 +125,37 @@ def test_a_missing_object_is_fetched_from_the_remote_or_named(tracked: Path) -> 
     assert caught.value.message == (
         f"'build/model.json' ({value[:12]}) is in neither the DVC cache nor the "
         "remote; `aero data push` it from a machine that has it"
+    )
+
+
+@pytest.mark.s3
+def test_a_fresh_clone_reads_a_run_from_the_s3_remote(
+    tmp_path: Path, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "demo"
+    remote = f"s3://{s3.bucket}/proj"
+    made = run_aero(
+        "init", str(root), "--runtime", "host", "--tracker", "none",
+        "--remote", remote, "--endpoint", s3.endpoint,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    assert run_aero("repro", cwd=root).exit_code == 0
+    train = _runs(root)["train"]
+    model = (root / "build" / "model.json").read_bytes()
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(root), str(clone))
+    monkeypatch.chdir(clone)  # no run index, no cache: all from the remote
+    assert an.load("build/model.json", run=train) == model
+
+    value = an.lineage("build/predictions.csv", run=train).hash or ""
+    value = value.removeprefix("md5:")
+    s3.client().delete_object(
+        Bucket=s3.bucket, Key=f"proj/files/md5/{value[:2]}/{value[2:]}"
+    )
+    assert _error(lambda: an.load("build/predictions.csv", run=train)) == (
+        f"'build/predictions.csv' ({value[:12]}) is in neither the DVC cache nor "
+        "the remote; `aero data push` it from a machine that has it"
     )
 
 
