@@ -78,9 +78,14 @@ class Session:
             self._wandb.setup(settings=self._settings())
             self.log(record)
 
-    def close(self) -> None:
-        """Stop W&B's service."""
-        self._wandb.teardown()
+    def close(self) -> list[str]:
+        """Stop W&B's service, which writes out what it still holds."""
+        try:
+            self._wandb.teardown()
+        except Exception as exc:
+            log.exception("W&B did not stop cleanly")
+            return [f"W&B did not stop cleanly: {first_line(exc)}"]
+        return []
 
     def _log(self, record: RunRecord) -> None:
         run = self._wandb.init(
@@ -276,8 +281,9 @@ def first_line(exc: BaseException) -> str:
 def serve(lines: TextIO, result: TextIO) -> None:
     """Log every record read from `lines`, then write the warnings to `result`.
 
-    The result goes out as soon as the last run is finished: W&B's own shutdown
-    happens after it, while the caller already moves on.
+    The result goes out once W&B's service has stopped: `run.finish()` returns
+    before an offline run's file is on disk, stopping the service flushes it.
+    Only the process's own exit happens after, while the caller moves on.
     """
     session: Session | None = None
     warnings: list[str] = []
@@ -294,10 +300,10 @@ def serve(lines: TextIO, result: TextIO) -> None:
             *(session.warnings if session else []),
             f"W&B logging failed: {exc}",
         ]
+    if session:
+        warnings.extend(session.close())
     result.write(json.dumps({"warnings": warnings}) + "\n")
     result.close()
-    if session:
-        session.close()
 
 
 def main() -> int:
