@@ -330,23 +330,27 @@ def test_missing_s3_source_is_refused(aero, s3_project: Path, s3: S3) -> None:  
     assert_untouched(s3_project, "none")
 
 
-@pytest.mark.parametrize(
-    "name", ["../escape", "a/b", "..", ".hidden", "x.dvc", "a b", "-rf", "/abs"]
-)
 def test_path_tricks_in_names_are_refused(  # type: ignore[no-untyped-def]
-    aero, project: Path, tmp_path: Path, name: str
+    aero, project: Path, tmp_path: Path
 ) -> None:
     source = make_source(tmp_path / "census")
-    result = aero("data", "ingest", str(source), "--name", name, cwd=project)
+    for name in ("../escape", "a/b", "..", ".hidden", "x.dvc", "a b", "/abs"):
+        result = aero("data", "ingest", str(source), "--name", name, cwd=project)
 
-    assert result.exit_code == 1
-    assert result.lines == [
-        f"error: invalid dataset name '{name}': use letters, digits, '.', '_' and "
-        "'-' (starting with a letter or digit, no '/' or '..'), e.g. --name "
-        "census-2020"
-    ]
+        assert result.exit_code == 1
+        assert result.lines == [
+            f"error: invalid dataset name '{name}': use letters, digits, '.', '_' "
+            "and '-' (starting with a letter or digit, no '/' or '..'), e.g. "
+            "--name census-2020"
+        ]
     assert git(project, "status", "--porcelain") == ""
     assert not (tmp_path / "escape").exists()
+    assert sorted(p.name for p in (project / "data").iterdir()) == [
+        ".gitignore",
+        "README.md",
+        "measurements",
+        "measurements.dvc",
+    ]
 
 
 def test_unreachable_remote_is_refused(aero, s3_project: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -436,7 +440,7 @@ def test_name_used_by_a_folder_that_is_not_a_dataset(  # type: ignore[no-untyped
 def test_interrupted_push_completes_next_time(  # type: ignore[no-untyped-def]
     aero, s3_project: Path, s3: S3, tmp_path: Path
 ) -> None:
-    source = make_source(tmp_path / "many", files=300, size=64)
+    source = make_source(tmp_path / "many", files=100, size=64)
     assert aero("data", "ingest", str(source), cwd=s3_project).exit_code == 0
     moved = aero(
         "data",
@@ -459,12 +463,12 @@ def test_interrupted_push_completes_next_time(  # type: ignore[no-untyped-def]
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while count() < 5 and push.poll() is None and time.monotonic() < deadline:
+    while count() < 3 and push.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     push.send_signal(signal.SIGKILL)
     push.wait()
     half = count()
-    assert 0 < half < 300, "the push was not caught half-way"
+    assert 0 < half < 100, "the push was not caught half-way"
 
     # Nothing claims to be pushed that is not there: no listing of `many`.
     keys = [
@@ -483,7 +487,7 @@ def test_interrupted_push_completes_next_time(  # type: ignore[no-untyped-def]
     assert again.exit_code == 0, again.stderr
     pushed = int(again.lines[-1].split()[1])
     assert again.lines[-1].startswith("pushed ")
-    assert 0 < pushed <= 301 - half + 2
+    assert 0 < pushed <= 101 - half + 2
     status = json.loads(aero("data", "status", "--json", cwd=s3_project).stdout)
     assert all(e["remote"] == "ok" for e in status)
     git(s3_project, "commit", "-qam", "Use the other prefix")
