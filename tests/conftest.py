@@ -179,3 +179,62 @@ def s3(s3_server: str) -> S3:
     ).close()
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="aero-test")
     return S3(endpoint=s3_server, bucket="aero-test")
+
+
+#: The base image `scripts/setup-podman` builds with mmdebstrap and imports.
+BASE_IMAGE = "localhost/aeromancy-base:bookworm"
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    """The address of a reachable container engine holding `BASE_IMAGE`.
+
+    Skips the test when there is none, unless AEROMANCY_REQUIRE_ENGINE=1 (as
+    `.ci/run` sets after `scripts/setup-podman`): then it fails, so that CI
+    never skips the container tests silently.
+    """
+    from aeromancy.errors import UserError
+    from aeromancy.runtime.engine import Engine, find_image
+
+    reachable = Engine()
+    try:
+        images = reachable.images()
+    except UserError as exc:
+        _missing_engine(f"no container engine: {exc.message}")
+    if find_image(images, BASE_IMAGE) is None:
+        _missing_engine(f"{BASE_IMAGE} is not in the engine; run scripts/setup-podman")
+    return reachable.host
+
+
+def _missing_engine(reason: str) -> None:
+    if os.environ.get("AEROMANCY_REQUIRE_ENGINE") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def configure_runtime(root: Path, **values: object) -> None:
+    """Set keys of `[tool.aeromancy.runtime]` and commit pyproject.toml."""
+    import tomlkit
+
+    path = root / "pyproject.toml"
+    document = tomlkit.parse(path.read_text())
+    table = document["tool"]["aeromancy"]["runtime"]  # type: ignore[index]
+    for key, value in values.items():
+        table[key] = value  # type: ignore[index]
+    path.write_text(tomlkit.dumps(document))
+    git(root, "commit", "--quiet", "-am", "configure the runtime")
+
+
+@pytest.fixture
+def container_project(engine: str, project: Path) -> Path:
+    """A scaffolded project whose tracked stages run in a container image built
+    from `BASE_IMAGE`; every test with the same settings reuses one image."""
+    configure_runtime(
+        project,
+        kind="docker",
+        base_image=BASE_IMAGE,
+        hooks=["echo from-the-hook > /etc/aero-hook"],
+        ca_bundle="/etc/ssl/certs/ca-certificates.crt",
+        pass_env=["AERO_TEST_*"],
+    )
+    return project

@@ -192,20 +192,23 @@ class DockerRuntime:
         """Run the engine's build, copying its output to `log_file` as it comes."""
         from docker.errors import APIError, DockerException
 
-        lines: list[str] = []
+        lines: list[str] = [""]  # the last one is still being written
         step: image.Step | None = None
         try:
             for chunk in self._chunks(context, tag, dict(spec.build_args)):
                 text = str(chunk.get("stream") or "")
                 log_file.write(text)
                 log_file.flush()
-                for line in text.splitlines():
+                # A chunk may end mid-line: complete the last line first.
+                first, *rest = text.split("\n")
+                lines[-1] += first
+                for line in rest:
+                    matched = _STEP.match(lines[-1])
                     lines.append(line)
-                    matched = _STEP.match(line)
                     if matched:
                         step = spec.step_named(matched.group(1)) or step
                         if self.progress:
-                            self.progress(line.strip())
+                            self.progress(lines[-2].strip())
                 if "error" in chunk:
                     log_file.write(f"{chunk['error']}\n")
                     raise _failed(
@@ -277,7 +280,10 @@ def _failed(
         if line.strip().startswith(("E: ", "ERROR: ", "error: "))
     ]
     engine = error.strip().splitlines()[-1] if error.strip() else "failed"
-    engine = engine.rsplit(": ", 1)[-1] if len(engine) > 80 else engine
+    # Podman: 'building at STEP "RUN ...": while running runtime: exit status 7';
+    # Docker: "The command '/bin/sh -c ...' returned a non-zero code: 7".
+    code = re.search(r"(?:exit status|returned a non-zero code:) (\d+)$", engine)
+    engine = f"exit status {code.group(1)}" if code else engine
     detail = f"{telling[-1]} ({engine})" if telling else engine
     where = step.what if step else "an unknown step"
     return ImageBuildError(
