@@ -66,6 +66,7 @@ def reproduce(
     on_start: Hook | None = None,
     on_stage: StageHook | None = None,
     on_done: Report | None = None,
+    repo: Any = None,
 ) -> list[StageResult]:
     """Reproduce `targets` (the whole pipeline when empty) with DVC, on the host.
 
@@ -73,7 +74,8 @@ def reproduce(
     `on_stage` gets DVC's stage object and the result once DVC is done with it;
     `on_done` gets the result last. A failing stage raises `StageFailedError`
     with the command's exit code (`StageAbortedError` when interrupted) after
-    the hooks have seen it.
+    the hooks have seen it. `repo` is an open `dvc.repo.Repo` for `root` to
+    reuse (opening one costs about 0.2 s); one is opened and closed otherwise.
     """
     from dvc.exceptions import DvcException
     from dvc.repo.reproduce import _reproduce_stage
@@ -119,18 +121,30 @@ def reproduce(
         finish(stage, RAN if ran else UP_TO_DATE, began)
         return ran
 
-    with open_repo(root) as repo:
-        resolved = [_resolve(root, target) for target in targets]
-        _check_targets(repo, resolved, targets)
-        try:
-            repo.reproduce(
-                resolved or [str(root / "dvc.yaml")], force=force, repro_fn=run_one
-            )
-        except DvcException as exc:
-            if isinstance(exc.__cause__, UserError):
-                raise exc.__cause__ from exc
-            raise PipelineError(f"dvc refused the pipeline: {exc}") from exc
+    if repo is not None:
+        _run(repo, root, targets, force, run_one)
+    else:
+        with open_repo(root) as opened:
+            _run(opened, root, targets, force, run_one)
     return results
+
+
+def _run(
+    repo: Any, root: Path, targets: Sequence[str], force: bool, run_one: Any
+) -> None:
+    """Let DVC reproduce `targets` in `repo`, calling `run_one` for each stage."""
+    from dvc.exceptions import DvcException
+
+    resolved = [_resolve(root, target) for target in targets]
+    _check_targets(repo, resolved, targets)
+    try:
+        repo.reproduce(
+            resolved or [str(root / "dvc.yaml")], force=force, repro_fn=run_one
+        )
+    except DvcException as exc:
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from exc
+        raise PipelineError(f"dvc refused the pipeline: {exc}") from exc
 
 
 def _resolve(root: Path, target: str) -> str:

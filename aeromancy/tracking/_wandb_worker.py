@@ -1,10 +1,12 @@
 """The W&B worker process: turns the run records it reads into W&B runs.
 
 Spawned by `WandbTracker.start` as `python -m aeromancy.tracking._wandb_worker`.
-It reads JSON lines on stdin: one `start` (project, entity, group, folder,
-online, remote), then one `log` per run record, until stdin closes. Then it
-writes one JSON line, `{"warnings": [...]}`, to stdout and exits. It never talks
-to the user: W&B's output and this module's log go to stderr, a file.
+It imports W&B and starts its service at once, then reads JSON lines on stdin:
+one `start` (project, entity, group, folder, online, remote), then one `log` per
+run record, until stdin closes. Then it writes one JSON line, `{"warnings":
+[...]}`, to stdout and exits. Stdin closing before `start` (no stage executed)
+ends it quietly, having written nothing in the project. It never talks to the
+user: W&B's output and this module's log go to stderr, a file.
 """
 
 from __future__ import annotations
@@ -109,11 +111,7 @@ class Session:
         log.info("logged run %s (%s)", record.run_id, record.stage)
 
     def _settings(self) -> Any:
-        # Older W&B releases lack some of these; they capture less anyway.
-        known = getattr(self._wandb.Settings, "model_fields", SETTINGS)
-        return self._wandb.Settings(
-            **{name: value for name, value in SETTINGS.items() if name in known}
-        )
+        return settings(self._wandb)
 
     def _outputs(self, record: RunRecord) -> list[Any]:
         artifacts = []
@@ -278,6 +276,24 @@ def first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
+def warm_up() -> Any:
+    """Import W&B and start its service (about 1 s) while the parent still works;
+    neither writes anything in the project. Returns the `wandb` module."""
+    import wandb
+
+    wandb.setup(settings=settings(wandb))
+    return wandb
+
+
+def settings(wandb: Any) -> Any:
+    """W&B settings from `SETTINGS`, less those this W&B release lacks."""
+    # Older W&B releases lack some of these; they capture less anyway.
+    known = getattr(wandb.Settings, "model_fields", SETTINGS)
+    return wandb.Settings(
+        **{name: value for name, value in SETTINGS.items() if name in known}
+    )
+
+
 def serve(lines: TextIO, result: TextIO) -> None:
     """Log every record read from `lines`, then write the warnings to `result`.
 
@@ -288,7 +304,12 @@ def serve(lines: TextIO, result: TextIO) -> None:
     session: Session | None = None
     warnings: list[str] = []
     try:
-        session = Session(json.loads(lines.readline()))
+        wandb = warm_up()
+        first = lines.readline()
+        if not first.strip():
+            wandb.teardown()
+            return  # ended before any stage executed: nothing to log
+        session = Session(json.loads(first))
         for line in lines:
             message = json.loads(line)
             if message.get("op") == "log":
