@@ -10,6 +10,7 @@ The tree::
         ├── ScaffoldError           `aero init` cannot render or adopt
         ├── RemoteError             the DVC remote is malformed or unreachable
         ├── PipelineError           DVC refused the pipeline (unknown stage...)
+        ├── RerunDivergedError      a rerun's outputs differ from the run's; exit code 3
         └── StageFailedError        a stage's command exited non-zero; carries its code
             └── StageAbortedError   a stage was interrupted; exit code 130
 
@@ -26,6 +27,7 @@ __all__ = [
     "PipelineError",
     "ProjectError",
     "RemoteError",
+    "RerunDivergedError",
     "ScaffoldError",
     "StageAbortedError",
     "StageFailedError",
@@ -74,6 +76,13 @@ class RemoteError(UserError):
 
 class PipelineError(UserError):
     """DVC refused the pipeline: an unknown stage, a broken dvc.yaml."""
+
+
+class RerunDivergedError(UserError):
+    """A rerun made outputs (or read inputs) that differ from the recorded run's;
+    the message names them."""
+
+    exit_code = 3
 
 
 class StageFailedError(UserError):

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from aeromancy import __version__
-from aeromancy.cli import build, data, init, notebook, repro, runs, version
+from aeromancy.cli import build, data, init, notebook, repro, rerun, runs, version
 from aeromancy.cli._typer import Group
 from aeromancy.errors import AeromancyError, UserError
 
@@ -33,6 +33,7 @@ app.command("version")(version.command)
 app.command("repro", **repro.SETTINGS)(repro.command)
 app.command("build")(build.command)
 app.command("export-notebook-env")(notebook.command)
+app.command("rerun")(rerun.command)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 

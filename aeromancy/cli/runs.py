@@ -128,10 +128,18 @@ def diff_command(run_a: str, run_b: str, as_json: JsonFlag = False) -> None:
     differences = rundiff.compare(root, remote, a, b)
     if as_json:
         rows = [{"where": d.where, "a": d.a, "b": d.b} for d in differences]
+        linked = {"a": a.rerun_of, "b": b.rerun_of}
         out().print_json(
-            json.dumps({"a": a.run_id, "b": b.run_id, "differences": rows})
+            json.dumps(
+                {"a": a.run_id, "b": b.run_id, "rerun_of": linked, "differences": rows}
+            )
         )
         return
+    for rerun, original in ((b, a), (a, b)):
+        if rerun.rerun_of == original.run_id:
+            err().print(
+                f"run {rerun.run_id} is a rerun of run {original.run_id}", markup=False
+            )
     if not differences:
         err().print(f"runs {a.run_id} and {b.run_id} do not differ", markup=False)
         return
