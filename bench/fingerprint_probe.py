@@ -1,15 +1,17 @@
 """Time one stage's fingerprint through the library, as a tracked run builds it.
 
 Run ``python bench/fingerprint_probe.py PROJECT STAGE`` (by `bench/run.py`).
-It opens the project's DVC repository, then times what a fingerprint costs once
-the repository is open: loading the stage from dvc.yaml and dvc.lock,
+It opens the project's DVC repository and loads the stage from dvc.yaml and
+dvc.lock, then times what a tracked run pays for each stage DVC hands it:
 `fingerprint.stage_inputs`, `fingerprint.build` and the digests. The code and
 runtime nodes are computed beforehand (git calls and package lists, the same
 for every stage of a run). It prints one JSON line of seconds: `fingerprint`,
-`dvc import` and `Repo open`.
+and the costs it leaves out, `dvc import`, `Repo open` and `stage load` (DVC
+parsing dvc.yaml and dvc.lock, its YAML library's import included).
 
-It fails when the timed part reads more than `MAX_READ` bytes (it would have
-hashed the data again) or when dvc.lock has no hash for a dependency.
+It fails when loading the stage and fingerprinting it read more than
+`MAX_READ` bytes (the data would have been hashed again) or when dvc.lock has
+no hash for a dependency.
 """
 
 from __future__ import annotations
@@ -36,11 +38,10 @@ def bytes_read() -> int:
     return 0
 
 
-def fingerprint_once(repo: Any, target: str, code: Any, runtime: Any) -> Any:
-    """Load `target`'s stage and build its fingerprint with both digests."""
+def fingerprint_once(repo: Any, stage: Any, code: Any, runtime: Any) -> Any:
+    """Build `stage`'s fingerprint with both digests, as a tracked run does."""
     from aeromancy import fingerprint
 
-    (stage,) = repo.stage.collect(target)
     built = fingerprint.build(fingerprint.stage_inputs(repo, stage), code, runtime)
     built.as_dict()
     return built
@@ -64,7 +65,9 @@ def main(argv: list[str]) -> int:
     with open_repo(root) as repo:
         opened = time.perf_counter()
         before = bytes_read()
-        built = fingerprint_once(repo, f"{root / 'dvc.yaml'}:{stage}", code, runtime)
+        (loaded,) = repo.stage.collect(f"{root / 'dvc.yaml'}:{stage}")
+        collected = time.perf_counter()
+        built = fingerprint_once(repo, loaded, code, runtime)
         done = time.perf_counter()
         read = bytes_read() - before
 
@@ -76,9 +79,10 @@ def main(argv: list[str]) -> int:
         print(f"dvc.lock has no hash for {', '.join(missing)}", file=sys.stderr)
         return 1
     figures = {
-        "fingerprint": done - opened,
+        "fingerprint": done - collected,
         "dvc import": imported - began,
         "Repo open": opened - imported,
+        "stage load": collected - opened,
     }
     print(json.dumps(figures))
     return 0
