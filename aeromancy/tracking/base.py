@@ -23,6 +23,7 @@ from typing import Protocol
 
 from aeromancy.config import RemoteConfig, TrackerConfig
 from aeromancy.errors import ConfigError
+from aeromancy.redact import redact_url
 from aeromancy.runs import RunRecord
 
 __all__ = [
@@ -168,13 +169,3 @@ def answers(url: str, timeout: float = 2.0) -> str | None:
     except (TimeoutError, OSError) as exc:
         return str(exc) or f"no answer within {timeout:g} s"
     return None
-
-
-def redact_url(url: str) -> str:
-    """`url` without a user name or password, safe to show and to record."""
-    parts = urllib.parse.urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
