@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aeromancy import _worktree, config, data, fingerprint, gitstate, runs, tracked
+from aeromancy._worktree import RerunError
 from aeromancy.errors import UserError
 from aeromancy.params import ParamChange, apply_changes
 from aeromancy.runtime.base import Runtime
@@ -50,10 +51,6 @@ _INPUT_NODES = ("code", "data", "params", "stage")
 _WHERE_FROM = ("code", "remote")
 
 Note = Callable[[str], None]
-
-
-class RerunError(UserError):
-    """A run cannot be rerun as asked: its commit, data or runtime is gone."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +256,9 @@ def _rerun_in(
     runtime = _runtime(config.load(where), original)
     drift = _drift(root, remote, original, runtime)
     target = _target(where, original.stage)
-    _pull_inputs(where, original, target, note)
+    moved = _worktree.pull_inputs(where, original, target)
+    if moved is not None:
+        note(f"inputs at their recorded versions: {moved.summary()}")
     with _inside(where):
         run = tracked.repro(
             where,
@@ -335,70 +334,6 @@ def _target(where: Path, stage: str) -> str:
     if "/" in stage or ":" in stage:
         return str(where / stage)
     return stage
-
-
-def _pull_inputs(where: Path, record: runs.RunRecord, target: str, note: Note) -> None:
-    """Pull the datasets the stage's chain reads, after checking that each is
-    the recorded version and is in the local cache or the remote."""
-    from aeromancy import transfer
-    from aeromancy._dvc import open_repo
-
-    recorded = record.fingerprint.get("data", {})
-    with open_repo(where) as repo:
-        outs = _dataset_outs(repo, target)
-        paths = [_relative(repo, out) for out in outs]
-        for out, path in zip(outs, paths, strict=True):
-            version = f"{out.hash_info.name}:{out.hash_info.value}"
-            if recorded.get(path, version) != version:
-                raise RerunError(
-                    f"commit {record.commit[:12]} names {version} for {path} but "
-                    f"run {record.run_id} read {recorded[path]}; the record and "
-                    "its commit disagree"
-                )
-            if not _available(repo, out):
-                raise RerunError(
-                    f"data version {version} of {path} (read by run "
-                    f"{record.run_id}) is missing from the remote and the local "
-                    "cache; push it from a machine that has it with `aero data push`"
-                )
-    if not paths:
-        return
-    moved = transfer.pull(where, paths)
-    note(f"recorded inputs {', '.join(paths)}: {moved.summary()}")
-
-
-def _dataset_outs(repo: Any, target: str) -> list[Any]:
-    """The cached outputs of the `.dvc` files the chain of `target` reads."""
-    path = (
-        target
-        if ":" in target or "/" in target
-        else f"{repo.root_dir}/dvc.yaml:{target}"
-    )
-    stages = repo.stage.collect(path, with_deps=True)
-    return [
-        out
-        for stage in stages
-        if not getattr(stage, "cmd", None) and not stage.is_import
-        for out in stage.outs
-        if out.use_cache and out.hash_info and out.hash_info.value
-    ]
-
-
-def _available(repo: Any, out: Any) -> bool:
-    """Whether `out`'s object is in the local cache or the remote."""
-    from dvc.config import NoRemoteError
-
-    value = out.hash_info.value
-    if repo.cache.local.exists(value):
-        return True
-    try:
-        return bool(repo.cloud.get_remote_odb(None, "pull").exists(value))
-    except NoRemoteError:
-        return False
-
-
-def _relative(repo: Any, out: Any) -> str:
-    return Path(os.path.relpath(out.fs_path, repo.root_dir)).as_posix()
 
 
 def _input_changes(original: runs.RunRecord, new: runs.RunRecord) -> list[Drift]:

@@ -87,7 +87,7 @@ def test_a_deterministic_stage_reruns_identical_on_a_fresh_clone(
         f"reproduced run {train['run_id']}: 1 of 1 outputs identical"
     )
     assert "build/model.json │ identical" in result.stdout
-    assert "recorded inputs data/measurements: pulled 1 file" in result.stderr
+    assert "inputs at their recorded versions: pulled 1 file" in result.stderr
     (new,) = [r for r in reruns_of(clone, train["run_id"]) if r["stage"] == "train"]
     assert (
         new["outputs"]["build/model.json"]["hash"]
