@@ -430,3 +430,45 @@ def test_a_worker_past_its_deadline_is_stopped_and_said_so(
 
     assert time.perf_counter() - began < 2
     assert "did not finish within 0.05 s and was stopped" in warning
+
+
+def test_a_prepared_worker_ends_quietly_when_no_stage_runs(tmp_path: Path) -> None:
+    tracker = wandb_tracker.WandbTracker(
+        TrackerConfig(kind="wandb"), tmp_path, "demo", S3
+    )
+    tracker.prepare()
+    worker = tracker._worker
+    assert worker is not None
+
+    began = time.perf_counter()
+    assert tracker.finish() == []
+    assert time.perf_counter() - began < 0.2
+
+    assert worker.wait(timeout=120) == 0
+    assert wandb_tracker.offline_runs(tmp_path) == []
+    log = (wandb_tracker.wandb_dir(tmp_path) / "aeromancy-worker.log").read_text()
+    assert "failed" not in log
+
+
+def test_a_prepared_worker_logs_once_started(tmp_path: Path) -> None:
+    tracker = wandb_tracker.WandbTracker(
+        TrackerConfig(kind="wandb"), tmp_path, "demo", S3
+    )
+    tracker.prepare()
+    record = make_record("train", "20260101-120003-cccccc")
+
+    tracker.start(INVOCATION)
+    tracker.log(record)
+
+    assert tracker.finish() == []
+    (run,) = by_type(run_file(tmp_path, record.run_id))["run"]
+    assert (run.run_group, run.job_type) == (INVOCATION, "train")
+
+
+def test_online_mode_is_not_prepared(tmp_path: Path) -> None:
+    tracker = wandb_tracker.WandbTracker(
+        TrackerConfig(kind="wandb", mode="online"), tmp_path, "demo", S3
+    )
+    tracker.prepare()
+    assert tracker._worker is None
+    assert tracker.finish() == []
