@@ -4,9 +4,12 @@ to the data of a run (or of the current commit)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from aeromancy.kernelspec import Exported
 
 
 def command(
@@ -35,24 +38,35 @@ def command(
     """Install a Jupyter kernel that runs in the project's runtime and reads the
     data of RUN_ID with aeromancy.notebook.load(). Notebooks are never tracked."""
     from aeromancy import config, kernelspec
-    from aeromancy.console import err, out
+    from aeromancy.console import out
 
     root = config.find_root()
     exported = kernelspec.export(
         root, run_id, name=name, runtime=runtime, prefix=prefix, force=force
     )
+    _report(exported)
+    out().print(exported.name, markup=False)
+
+
+def _report(exported: Exported) -> None:
+    """What was installed, what it is pinned to, and how to pick it (stderr)."""
+    from aeromancy.console import err
+
     pin = exported.pin
     if exported.built:
         err().print(
             f"built the kernel's {exported.runtime} environment: {exported.python}",
             markup=False,
         )
-    fingerprint = (pin.fingerprint or "")[:12]
-    pinned = f"run {pin.run} (stage {pin.stage}, fingerprint {fingerprint})"
+    pinned = f"commit {pin.commit[:12]}"
+    if pin.run:
+        fingerprint = (pin.fingerprint or "")[:12]
+        pinned = (
+            f"run {pin.run} (stage {pin.stage}, fingerprint {fingerprint}) at {pinned}"
+        )
     err().print(
         f"installed kernel '{exported.name}' in {exported.spec_dir}\n"
-        f"data pinned to {pinned if pin.run else 'commit'} at commit "
-        f"{pin.commit[:12]}: aeromancy.notebook.load(PATH) reads that version\n"
+        f"data pinned to {pinned}: aeromancy.notebook.load(PATH) reads that version\n"
         f"pick it in Jupyter as '{exported.display_name}' (Kernel > Change "
         f"kernel), or `jupyter console --kernel {exported.name}`\n"
         "running a notebook is never a tracked run: to record a result, make it "
@@ -61,4 +75,3 @@ def command(
     )
     for warning in exported.warnings:
         err().print(f"warning: {warning}", markup=False)
-    out().print(exported.name, markup=False)

@@ -114,6 +114,7 @@ def test_without_a_run_the_kernel_pins_head_and_prefix_is_honoured(
     pin = json.loads(spec["env"]["AEROMANCY_PIN"])
     head = git(tracked, "rev-parse", "HEAD").strip()
     assert (pin["commit"], pin["run"], pin["kernel"]) == (head, None, "demo-head")
+    assert f"data pinned to commit {head[:12]}: aeromancy.notebook" in result.stderr
     assert spec["metadata"]["aeromancy"] == {"runtime": "host", "tracked": False}
     python = Path(spec["argv"][0])
     assert python.is_relative_to(tracked / ".aeromancy" / "kernels")
