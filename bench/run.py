@@ -484,6 +484,58 @@ def _fingerprint_row(box: Sandbox) -> Pair:
     return Pair(probe, box.command("md5sum", str(big)), probe.notes)
 
 
+class Skip(Exception):
+    """Raised by a row's `prepare` when this machine cannot measure it; the
+    reason is noted under the table instead of a result."""
+
+
+BASE_IMAGE = "localhost/aeromancy-base:bookworm"
+"""The base image `scripts/setup-podman` imports."""
+
+
+def _noop_build_row(box: Sandbox) -> Pair:
+    """`aero build` with nothing changed against the engine's own fully cached
+    build of the same Dockerfile and context (timed in-process, so the peer pays
+    no interpreter start)."""
+    from aeromancy import config
+    from aeromancy.errors import UserError
+    from aeromancy.runtime import image
+    from aeromancy.runtime.docker import DockerRuntime
+    from aeromancy.runtime.engine import Engine
+
+    engine = Engine(box.env.get("DOCKER_HOST"))
+    try:
+        engine.images()
+    except UserError as exc:
+        raise Skip(f"no container engine: {exc.message}") from None
+    project = box.root / "project"
+    box.run("aero", "init", str(project), "--runtime", "docker", "--tracker", "none")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'base_image = "debian:bookworm-slim"', f'base_image = "{BASE_IMAGE}"'
+        )
+    )
+    box.run("git", "commit", "--quiet", "-am", "local base image", cwd=project)
+    box.run("aero", "build", cwd=project)  # builds once, or finds the image
+
+    runtime = DockerRuntime(project, config.load(project).runtime, engine)
+    spec = runtime.resolve(engine.images())
+    context = box.root / "context"
+    context.mkdir()
+    for name, data in {**spec.files, "Dockerfile": spec.dockerfile().encode()}.items():
+        (context / name).write_bytes(data)
+
+    def cached_build() -> float:
+        began = time.perf_counter()
+        for _ in engine.client().api.build(path=str(context), pull=False, decode=True):
+            pass
+        return time.perf_counter() - began
+
+    assert image.LABEL in spec.dockerfile()
+    return Pair(box.command("aero", "build", cwd=project), cached_build)
+
+
 ROWS: tuple[Row, ...] = (
     Row("start-up", "aero --help", "dvc --version", 0.8, _help_row),
     Row(
@@ -506,6 +558,13 @@ ROWS: tuple[Row, ...] = (
         "md5sum of the file",
         Target(0.05, ABSOLUTE),
         _fingerprint_row,
+    ),
+    Row(
+        "no-op build (container runtime)",
+        "aero build, nothing changed",
+        "engine build, every layer cached",
+        Target(0.3, ABSOLUTE),
+        _noop_build_row,
     ),
 )
 
@@ -676,7 +735,10 @@ def run(rows: Sequence[Row], runs: int, quick: bool) -> Report:
         for index, row in enumerate(rows):
             box = make_sandbox(Path(tmp) / f"row{index}")
             print(f"measuring {row.name} ({runs} runs each)...", file=sys.stderr)
-            report.results.append(measure(row, box, runs))
+            try:
+                report.results.append(measure(row, box, runs))
+            except Skip as exc:
+                report.extra[f"{row.name}: skipped"] = str(exc)
         if not quick:
             report.extra.update(companions(base.env))
     return report

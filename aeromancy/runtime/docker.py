@@ -76,7 +76,7 @@ class DockerRuntime:
         """The image for this runtime: found by its id label, else built."""
         if self._built is None:
             images = self.engine.images()
-            spec = self._resolve(images)
+            spec = self.resolve(images)
             found = [
                 i
                 for i in images
@@ -123,7 +123,7 @@ class DockerRuntime:
 
         return Session(self).shell(cwd)
 
-    def _resolve(self, images: list[dict[str, Any]]) -> image.ImageSpec:
+    def resolve(self, images: list[dict[str, Any]]) -> image.ImageSpec:
         """The image spec with its base image's digest, as this engine has it."""
         spec = image.spec(self.root, self.settings)
         if not spec.base:

@@ -10,7 +10,6 @@ whole no-op `aero build` may take. Everything else goes through the SDK.
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
 import socket
@@ -73,26 +72,30 @@ class Engine:
         )
 
     def _get(self, path: str) -> Any:
+        """GET `path` of the API as HTTP/1.0: the engine answers and closes, so
+        the reply is read whole without http.client (and its email parser)."""
         url = urlparse(self.host)
-        connection: http.client.HTTPConnection
-        if url.scheme == "unix":
-            connection = _UnixConnection(url.path)
-        else:
-            connection = http.client.HTTPConnection(
-                url.hostname or "localhost", url.port or 2375, timeout=10
-            )
         try:
-            connection.request("GET", f"/v{API_VERSION}{path}")
-            response = connection.getresponse()
-            body = response.read()
+            if url.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(10)
+                sock.connect(url.path)
+            else:
+                address = (url.hostname or "localhost", url.port or 2375)
+                sock = socket.create_connection(address, timeout=10)
+            request = f"GET /v{API_VERSION}{path} HTTP/1.0\r\nHost: docker\r\n\r\n"
+            with sock:
+                sock.sendall(request.encode())
+                reply = b"".join(iter(lambda: sock.recv(65536), b""))
         except OSError as exc:
             raise self.unreachable(exc) from None
-        finally:
-            connection.close()
-        if response.status != 200:
+        head, _, body = reply.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        if status.split(" ")[1:2] != ["200"]:
+            detail = body.decode(errors="replace").strip()
             raise EngineError(
                 f"the container engine at {self.host} refused GET {path}: "
-                f"{response.status} {body.decode(errors='replace').strip()}"
+                f"{status} {detail}"
             )
         return json.loads(body)
 
@@ -132,17 +135,3 @@ def find_image(images: list[dict[str, Any]], reference: str) -> dict[str, Any] |
         if names & set(image.get("RepoTags") or ()):
             return image
     return None
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket, as Docker and Podman serve their API."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=10)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
