@@ -17,6 +17,8 @@ __all__ = [
     "DebianManifest",
     "DebianPackage",
     "Manifests",
+    "NixClosure",
+    "NixPath",
     "PythonManifest",
     "PythonPackage",
     "normalize_name",
@@ -135,6 +137,78 @@ class PythonManifest:
         return {entry.name: entry.version for entry in self.entries}
 
 
+@dataclass(frozen=True, order=True)
+class NixPath:
+    """One store path of a Nix closure, as `nix path-info --json` describes it."""
+
+    path: str
+    nar_hash: str
+    nar_size: int
+
+    @property
+    def name(self) -> str:
+        """The path's name without its hash: `python3-3.11.9`."""
+        return self.path.rsplit("/", 1)[-1].partition("-")[2]
+
+    def line(self) -> str:
+        return f"{self.path}\t{self.nar_hash}\t{self.nar_size}"
+
+
+@dataclass(frozen=True)
+class NixClosure:
+    """The store paths a Nix runtime needs, sorted by path."""
+
+    entries: tuple[NixPath, ...]
+
+    @classmethod
+    def of(cls, paths: Iterable[NixPath]) -> NixClosure:
+        """A closure of `paths` in canonical order, duplicates dropped."""
+        return cls(tuple(sorted(set(paths))))
+
+    @classmethod
+    def from_path_info(cls, info: Any) -> NixClosure:
+        """Read `nix path-info -r --json`: a list of objects (Nix 2.8 to 2.18)
+        or an object keyed by path (Nix 2.19 and later)."""
+        items = info.items() if isinstance(info, dict) else ((None, i) for i in info)
+        return cls.of(
+            NixPath(path or entry["path"], entry["narHash"], int(entry["narSize"]))
+            for path, entry in items
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> NixClosure:
+        """Read the canonical text `text()` writes."""
+        paths = []
+        for line in text.splitlines():
+            path, _, rest = line.partition("\t")
+            nar_hash, _, size = rest.partition("\t")
+            if path and nar_hash and size.isdigit():
+                paths.append(NixPath(path, nar_hash, int(size)))
+        return cls.of(paths)
+
+    def text(self) -> str:
+        """The canonical form: `path<TAB>narHash<TAB>narSize`, one path a line."""
+        return "".join(f"{entry.line()}\n" for entry in self.entries)
+
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the canonical text."""
+        return _sha256(self.text())
+
+    @property
+    def size(self) -> int:
+        """The closure's size in bytes (the sum of its NAR sizes)."""
+        return sum(entry.nar_size for entry in self.entries)
+
+    def versions(self) -> dict[str, str]:
+        """`{name: path}`; a name held by more than one path is named by its path."""
+        names = [entry.name for entry in self.entries]
+        return {
+            (e.path if names.count(e.name) > 1 else e.name): e.path
+            for e in self.entries
+        }
+
+
 @dataclass(frozen=True)
 class Manifests:
     """Everything a runtime lists about itself; a part it cannot list is None.
@@ -142,19 +216,19 @@ class Manifests:
     Attributes:
         debian: the Debian packages (None where there is no dpkg).
         python: the Python distributions.
-        nix_closure: digest of the Nix closure, for Nix runtimes.
+        nix_closure: the store paths of a Nix runtime.
     """
 
     debian: DebianManifest | None = None
     python: PythonManifest | None = None
-    nix_closure: str | None = field(default=None)
+    nix_closure: NixClosure | None = field(default=None)
 
     def digests(self) -> dict[str, str | None]:
         """`{"debian": ..., "python": ..., "nix": ...}`, None where absent."""
         return {
             "debian": self.debian.digest if self.debian else None,
             "python": self.python.digest if self.python else None,
-            "nix": self.nix_closure,
+            "nix": self.nix_closure.digest if self.nix_closure else None,
         }
 
     def versions(self) -> dict[str, Any]:

@@ -210,12 +210,20 @@ def runtime_drift(
 ) -> list[Drift]:
     """How `runtime` differs from the `recorded` runtime node, package by package
     where the recorded package list is stored, else by manifest digest."""
-    from aeromancy.manifest import DebianManifest, PythonManifest
+    from aeromancy.manifest import DebianManifest, NixClosure, PythonManifest
 
     now = runtime.manifest()
     digests = now.digests()
-    parsers: dict[str, Any] = {"debian": DebianManifest, "python": PythonManifest}
-    current: dict[str, Any] = {"debian": now.debian, "python": now.python}
+    parsers: dict[str, Any] = {
+        "debian": DebianManifest,
+        "python": PythonManifest,
+        "nix": NixClosure,
+    }
+    current: dict[str, Any] = {
+        "debian": now.debian,
+        "python": now.python,
+        "nix": now.nix_closure,
+    }
     found: list[Drift] = []
     for kind in ("debian", "python", "nix"):
         old, new = recorded.get(f"{kind}_digest"), digests[kind]

@@ -9,11 +9,16 @@ from typing import Any
 
 from aeromancy import fingerprint, runs
 from aeromancy.data import Remote
-from aeromancy.manifest import DebianManifest, PythonManifest
+from aeromancy.manifest import DebianManifest, NixClosure, PythonManifest
 
 __all__ = ["Difference", "compare"]
 
-_PARSERS: dict[str, Any] = {"debian": DebianManifest, "python": PythonManifest}
+_PARSERS: dict[str, Any] = {
+    "debian": DebianManifest,
+    "python": PythonManifest,
+    "nix": NixClosure,
+}
+_DIGESTS = ("debian_digest", "python_digest", "nix_digest")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ def compare(
     found: list[Difference] = []
     for change in fingerprint.diff(a.fingerprint, b.fingerprint):
         leaf = change.path[-1]
-        if change.path[0] == "runtime" and leaf in ("debian_digest", "python_digest"):
+        if change.path[0] == "runtime" and leaf in _DIGESTS:
             kind = leaf.removesuffix("_digest")
             packages = _packages(root, remote, kind, change.a, change.b)
             if packages is not None:

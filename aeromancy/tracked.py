@@ -251,6 +251,7 @@ class _Session:
         for kind, manifest in (
             ("debian", manifests.debian),
             ("python", manifests.python),
+            ("nix", manifests.nix_closure),
         ):
             if manifest is not None:
                 runs.save_manifest(

@@ -238,3 +238,83 @@ def container_project(engine: str, project: Path) -> Path:
         pass_env=["AERO_TEST_*"],
     )
     return project
+
+
+#: Nix's settings in the tests: flakes on, and no binary cache, flake registry or
+#: download retries to wait for (none is reachable offline).
+NIX_CONFIG = (
+    "experimental-features = nix-command flakes\nsubstituters =\n"
+    "flake-registry =\ndownload-attempts = 1\n"
+)
+
+#: A flake whose runtime builds offline, from `builtins.derivation` alone: its
+#: tools link the host's python3 (the example stages need it) and a few commands,
+#: and add `hello`. `MARK` is exported by the shell; change it for a new runtime.
+LOCAL_FLAKE = r"""{
+  description = "a local Nix runtime for tests";
+  outputs = { self }:
+    let
+      system = "SYSTEM";
+      tools = builtins.derivation {
+        name = "aero-test-tools";
+        inherit system;
+        builder = "/bin/sh";
+        args = [ "-c" ''
+          /bin/mkdir -p $out/bin
+          for tool in python3 cat env sort mkdir; do
+            /bin/ln -s /usr/bin/$tool $out/bin/$tool
+          done
+          printf '#!/bin/sh\necho hello from nix\n' > $out/bin/hello
+          /bin/chmod +x $out/bin/hello
+        '' ];
+      };
+    in {
+      devShells.${system}.default = builtins.derivation {
+        name = "aero-test-shell";
+        inherit system;
+        builder = "/bin/bash";
+        outputs = [ "out" ];
+        PATH = "${tools}/bin";
+        AERO_FROM_SHELL = "MARK";
+        args = [ "-c" "echo $PATH > $out" ];
+      };
+    };
+}
+"""
+
+
+def local_flake(mark: str = "from-the-shell") -> str:
+    """`LOCAL_FLAKE` for this machine's system, exporting `AERO_FROM_SHELL=mark`."""
+    from aeromancy.runtime.nix import current_system
+
+    return LOCAL_FLAKE.replace("SYSTEM", current_system()).replace("MARK", mark)
+
+
+@pytest.fixture(scope="session")
+def nix_installed() -> str:
+    """The `nix` on PATH; skips the test when there is none, unless
+    AEROMANCY_REQUIRE_NIX=1 (as `.ci/run` sets after scripts/setup-nix)."""
+    import shutil
+
+    found = shutil.which("nix")
+    if found is None:
+        reason = "no `nix` on PATH; `apt-get install nix-bin` (see scripts/setup-nix)"
+        if os.environ.get("AEROMANCY_REQUIRE_NIX") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def nix(nix_installed: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Nix, with `NIX_CONFIG` pinned for the test."""
+    monkeypatch.setenv("NIX_CONFIG", NIX_CONFIG)
+    return nix_installed
+
+
+@pytest.fixture
+def nix_project(nix: str, project: Path) -> Path:
+    """A scaffolded project whose tracked stages run in `LOCAL_FLAKE`'s runtime."""
+    (project / "flake.nix").write_text(local_flake())
+    configure_runtime(project, kind="nix")
+    return project

@@ -2,7 +2,8 @@
 
 `base.py` says what every runtime gives; `host.py` is the machine itself (dev
 mode, and tracked runs of a project that chose it, recorded as unsealed);
-`docker.py` is a container image built and run by any Docker-API engine.
+`docker.py` is a container image built and run by any Docker-API engine;
+`nix.py` is the dev shell of the project's flake.nix.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def select(settings: Config, kind: str | None = None) -> Runtime:
         from aeromancy.runtime.docker import DockerRuntime
 
         return DockerRuntime(settings.root, settings.runtime)
-    # TODO: the nix runtime arrives with the rest of issue 5; until then a
-    # project picks docker, or host (recorded as unsealed).
+    if chosen == "nix":
+        from aeromancy.runtime.nix import NixRuntime
+
+        return NixRuntime(settings.root, settings.runtime)
     raise UserError(
-        f"runtime '{chosen}' is not available yet; set "
-        'tool.aeromancy.runtime.kind = "docker" in pyproject.toml (or "host", '
-        "recorded as unsealed), or use `aero repro --dev`"
+        f"unknown runtime '{chosen}'; tool.aeromancy.runtime.kind is one of "
+        "docker, nix, host"
     )

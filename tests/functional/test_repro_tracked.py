@@ -166,16 +166,6 @@ def test_ctrl_c_mid_stage_is_recorded_aborted(project: Path) -> None:
     assert records(project)["train"]["status"] == "aborted"
 
 
-def test_the_nix_runtime_waits_for_its_issue(aero, project: Path) -> None:  # type: ignore[no-untyped-def]
-    result = aero("repro", "--runtime", "nix", cwd=project)
-    assert result.exit_code == 1
-    assert result.lines == [
-        "error: runtime 'nix' is not available yet; set "
-        'tool.aeromancy.runtime.kind = "docker" in pyproject.toml (or "host", '
-        "recorded as unsealed), or use `aero repro --dev`"
-    ]
-
-
 def test_require_pushed_refuses_an_unpushed_commit(aero, project: Path) -> None:  # type: ignore[no-untyped-def]
     text = (project / "pyproject.toml").read_text()
     commit_change(
