@@ -14,6 +14,12 @@ The tree::
         └── StageFailedError        a stage's command exited non-zero; carries its code
             └── StageAbortedError   a stage was interrupted; exit code 130
 
+Runtimes add their own, next to the code that raises them: `EngineError` (no
+container engine answers; `runtime/engine.py`), `ImageBuildError` (the runtime
+image does not build; `runtime/docker.py`), both `UserError`s, and
+`ContainerStoppedError` (a `StageAbortedError`, exit code 137: the container
+died under a stage; `runtime/container.py`).
+
 The CLI turns a `UserError` into one red line on stderr and its `exit_code`;
 the traceback is shown only with `-v` or `AERO_DEBUG=1`.
 """
