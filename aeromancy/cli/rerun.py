@@ -14,7 +14,12 @@ _SHOWN = {"identical": "[green]identical[/]", "differs": "[red]differs[/]"}
 
 
 def command(
-    run_id: Annotated[str, typer.Argument(help="A run id (or its prefix).")],
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_ID", help="A run id, its prefix, or an invocation id."
+        ),
+    ],
     stage: Annotated[
         str | None,
         typer.Option("--stage", help="Rerun this stage of the run's invocation."),
