@@ -244,6 +244,21 @@ def test_no_engine_says_how_to_start_one(project: Path) -> None:
     )
 
 
+def test_an_unknown_runtime_option_is_a_usage_error(project: Path) -> None:
+    result = run_aero("repro", "--runtime", "dockr", cwd=project)
+    assert result.exit_code == 2
+    assert result.lines[-1] == (
+        "Error: Invalid value for '--runtime': 'dockr' is not one of docker, nix, "
+        "host."
+    )
+
+
+def test_debug_shell_needs_a_container_runtime(project: Path) -> None:
+    result = run_aero("repro", "--debug-shell", "--runtime", "host", cwd=project)
+    assert result.exit_code == 1
+    assert result.lines == ["error: --debug-shell needs a container runtime, not host"]
+
+
 def test_a_base_image_missing_locally_is_never_pulled(container_project: Path) -> None:
     configure_runtime(container_project, base_image="localhost/aero-no-such-base:1")
     result = run_aero("repro", cwd=container_project)
