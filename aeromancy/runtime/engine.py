@@ -38,10 +38,8 @@ class Engine:
     def images(self) -> list[dict[str, Any]]:
         """Every local image (`Id`, `RepoTags`, `RepoDigests`, `Labels`): one
         request, which is also the reachability check."""
-        url = urlparse(self.host)
-        tls = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-        if url.scheme == "unix" or (url.scheme in ("tcp", "http") and not tls):
-            return list(self._get("/images/json"))
+        if self.plain:
+            return list(self.request("GET", "/images/json"))
         try:
             return list(self.client().api.images())
         except Exception as exc:  # the SDK raises requests' and its own errors
@@ -71,10 +69,56 @@ class Engine:
             "`--runtime host` or `aero repro --dev`"
         )
 
-    def _get(self, path: str) -> Any:
-        """GET `path` of the API as HTTP/1.0: the engine answers and closes, so
-        the reply is read whole without http.client (and its email parser)."""
+    @property
+    def plain(self) -> bool:
+        """Whether the API is plain HTTP (a unix socket, or TCP without TLS),
+        which `request` and `attach` speak without the SDK."""
+        scheme = urlparse(self.host).scheme
+        tls = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
+        return scheme == "unix" or (scheme in ("tcp", "http") and not tls)
+
+    def request(self, method: str, path: str, payload: Any = None) -> Any:
+        """One API call as HTTP/1.0 (the engine answers and closes, so the reply
+        is read whole without http.client); its JSON reply, None when empty."""
+        sock, reply = self._send(method, path, payload, "HTTP/1.0")
+        with sock:
+            try:
+                reply += b"".join(iter(lambda: sock.recv(65536), b""))
+            except OSError as exc:
+                raise self.unreachable(exc) from None
+        head, _, body = reply.partition(b"\r\n\r\n")
+        self._check(head, body, method, path)
+        return json.loads(body) if body.strip() else None
+
+    def attach(self, path: str, payload: Any) -> tuple[socket.socket, bytes]:
+        """POST `path` asking for the raw stream (exec start, attach): the socket,
+        and what of the stream already arrived with the reply's head."""
+        sock, reply = self._send(
+            method="POST",
+            path=path,
+            payload=payload,
+            version="HTTP/1.1",
+            extra="Connection: Upgrade\r\nUpgrade: tcp\r\n",
+        )
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        head, _, rest = reply.partition(b"\r\n\r\n")
+        self._check(head, rest, "POST", path)
+        sock.settimeout(None)
+        return sock, rest
+
+    def _send(
+        self, method: str, path: str, payload: Any, version: str, extra: str = ""
+    ) -> tuple[socket.socket, bytes]:
         url = urlparse(self.host)
+        body = json.dumps(payload).encode() if payload is not None else b""
+        head = (
+            f"{method} /v{API_VERSION}{path} {version}\r\nHost: docker\r\n{extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         try:
             if url.scheme == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -83,21 +127,19 @@ class Engine:
             else:
                 address = (url.hostname or "localhost", url.port or 2375)
                 sock = socket.create_connection(address, timeout=10)
-            request = f"GET /v{API_VERSION}{path} HTTP/1.0\r\nHost: docker\r\n\r\n"
-            with sock:
-                sock.sendall(request.encode())
-                reply = b"".join(iter(lambda: sock.recv(65536), b""))
+            sock.sendall(head.encode() + body)
         except OSError as exc:
             raise self.unreachable(exc) from None
-        head, _, body = reply.partition(b"\r\n\r\n")
+        return sock, b""
+
+    def _check(self, head: bytes, body: bytes, method: str, path: str) -> None:
         status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        if status.split(" ")[1:2] != ["200"]:
+        if status.split(" ")[1:2] not in (["200"], ["201"], ["204"], ["101"]):
             detail = body.decode(errors="replace").strip()
             raise EngineError(
-                f"the container engine at {self.host} refused GET {path}: "
+                f"the container engine at {self.host} refused {method} {path}: "
                 f"{status} {detail}"
             )
-        return json.loads(body)
 
 
 def default_host() -> str:

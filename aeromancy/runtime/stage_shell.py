@@ -18,11 +18,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
+import socket
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aeromancy.runtime.container import CONTAINER_ENV, PASS_ENV
+
+if TYPE_CHECKING:
+    from aeromancy.runtime.engine import Engine
 
 __all__ = ["environment", "main"]
 
@@ -38,21 +42,24 @@ def main(argv: list[str]) -> int:
     from aeromancy.runtime.engine import Engine
 
     container = os.environ[CONTAINER_ENV]
-    api = Engine().client().api
-    created = api.exec_create(
+    engine = Engine()
+    # Plain HTTP when the engine allows it: importing the SDK would cost more
+    # than the exec itself, once per stage.
+    api: _Api = _Raw(engine) if engine.plain else _Sdk(engine.client().api)
+    exec_id = api.exec_create(
         container,
         ["/bin/sh", "-c", argv[-1]],
-        environment=environment(os.environ, os.environ.get(PASS_ENV, "")),
-        workdir=os.getcwd(),
+        environment(os.environ, os.environ.get(PASS_ENV, "")),
+        os.getcwd(),
     )
     _forward_signals(api, container)
     try:
-        for out, err in api.exec_start(created["Id"], stream=True, demux=True):
+        for out, err in api.exec_stream(exec_id):
             _write(sys.stdout, out)
             _write(sys.stderr, err)
     except Exception as exc:  # the engine closed the stream under us
         sys.stderr.write(f"aero: lost the stage's output stream: {exc}\n")
-    return _exit_code(api, container, created["Id"])
+    return _exit_code(api, container, exec_id)
 
 
 def environment(environ: Mapping[str, str], pass_env: str) -> dict[str, str]:
@@ -67,16 +74,15 @@ def environment(environ: Mapping[str, str], pass_env: str) -> dict[str, str]:
     return {**chosen, "PYTHONUNBUFFERED": "1"}
 
 
-def _forward_signals(api: Any, container: str) -> None:
+def _forward_signals(api: _Api, container: str) -> None:
     def forward(number: int, frame: Any) -> None:
-        created = api.exec_create(container, ["/bin/sh", "-c", "kill -s INT -- -1"])
-        api.exec_start(created["Id"])
+        api.exec_detached(container, ["/bin/sh", "-c", "kill -s INT -- -1"])
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
 
 
-def _exit_code(api: Any, container: str, exec_id: str) -> int:
+def _exit_code(api: _Api, container: str, exec_id: str) -> int:
     try:
         running = api.inspect_container(container)["State"]["Running"]
         code = api.exec_inspect(exec_id).get("ExitCode")
@@ -86,6 +92,102 @@ def _exit_code(api: Any, container: str, exec_id: str) -> int:
         sys.stderr.write(f"aero: the runtime container {container[:12]} stopped\n")
         return _ABORTED
     return int(code) if code is not None else 1
+
+
+Chunks = Iterator[tuple[bytes | None, bytes | None]]
+
+
+class _Api(Protocol):
+    def exec_create(
+        self, container: str, cmd: list[str], env: dict[str, str], cwd: str
+    ) -> str: ...
+
+    def exec_stream(self, exec_id: str) -> Chunks: ...
+
+    def exec_detached(self, container: str, cmd: list[str]) -> None: ...
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]: ...
+
+    def inspect_container(self, container: str) -> dict[str, Any]: ...
+
+
+class _Raw:
+    """The few exec calls, as plain HTTP on the engine's socket."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def exec_create(
+        self, container: str, cmd: list[str], env: dict[str, str], cwd: str
+    ) -> str:
+        config = {
+            "Cmd": cmd,
+            "Env": [f"{name}={value}" for name, value in env.items()],
+            "AttachStdout": True,
+            "AttachStderr": True,
+        }
+        if cwd:
+            config["WorkingDir"] = cwd
+        created = self.engine.request("POST", f"/containers/{container}/exec", config)
+        return str(created["Id"])
+
+    def exec_stream(self, exec_id: str) -> Chunks:
+        start = {"Detach": False, "Tty": False}
+        sock, data = self.engine.attach(f"/exec/{exec_id}/start", start)
+        with sock:
+            yield from _frames(sock, data)
+
+    def exec_detached(self, container: str, cmd: list[str]) -> None:
+        exec_id = self.exec_create(container, cmd, {}, "")
+        self.engine.request("POST", f"/exec/{exec_id}/start", {"Detach": True})
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return dict(self.engine.request("GET", f"/exec/{exec_id}/json"))
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        return dict(self.engine.request("GET", f"/containers/{container}/json"))
+
+
+class _Sdk:
+    """The same calls through the `docker` SDK (TLS or SSH engines)."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def exec_create(
+        self, container: str, cmd: list[str], env: dict[str, str], cwd: str
+    ) -> str:
+        created = self.api.exec_create(
+            container, cmd, environment=env, workdir=cwd or None
+        )
+        return str(created["Id"])
+
+    def exec_stream(self, exec_id: str) -> Chunks:
+        yield from self.api.exec_start(exec_id, stream=True, demux=True)
+
+    def exec_detached(self, container: str, cmd: list[str]) -> None:
+        self.api.exec_start(self.exec_create(container, cmd, {}, ""), detach=True)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return dict(self.api.exec_inspect(exec_id))
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        return dict(self.api.inspect_container(container))
+
+
+def _frames(sock: socket.socket, data: bytes) -> Chunks:
+    """The Docker API's multiplexed stream: 8-byte headers (stream 1 stdout,
+    2 stderr; big-endian length), each followed by its payload."""
+    while True:
+        while len(data) >= 8 and len(data) >= 8 + int.from_bytes(data[4:8], "big"):
+            size = int.from_bytes(data[4:8], "big")
+            payload = data[8 : 8 + size]
+            yield (payload, None) if data[0] != 2 else (None, payload)
+            data = data[8 + size :]
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        data += chunk
 
 
 def _write(stream: Any, chunk: bytes | None) -> None:

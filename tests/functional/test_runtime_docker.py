@@ -79,21 +79,21 @@ def test_a_noop_build_is_one_request_and_never_the_engines_build(
     expected = DockerRuntime(container_project, settings.runtime).build()
 
     requests: list[str] = []
-    original = Engine._get
+    original = Engine.request
 
-    def counted(self: Engine, path: str) -> object:
-        requests.append(path)
-        return original(self, path)
+    def counted(self: Engine, method: str, path: str, payload: object = None) -> object:
+        requests.append(f"{method} {path}")
+        return original(self, method, path, payload)
 
     def no_sdk(self: Engine) -> object:
         raise AssertionError("a no-op build must not need the SDK (nor build)")
 
-    monkeypatch.setattr(Engine, "_get", counted)
+    monkeypatch.setattr(Engine, "request", counted)
     monkeypatch.setattr(Engine, "client", no_sdk)
     found = DockerRuntime(container_project, settings.runtime).build()
     assert found == expected
     assert not found.built
-    assert requests == ["/images/json"]
+    assert requests == ["GET /images/json"]
 
 
 def test_stock_podman_sees_the_label_and_the_recorded_debian_manifest(
@@ -248,8 +248,7 @@ def test_an_unknown_runtime_option_is_a_usage_error(project: Path) -> None:
     result = run_aero("repro", "--runtime", "dockr", cwd=project)
     assert result.exit_code == 2
     assert result.lines[-1] == (
-        "Error: Invalid value for '--runtime': 'dockr' is not one of docker, nix, "
-        "host."
+        "Error: Invalid value for '--runtime': 'dockr' is not one of docker, nix, host."
     )
 
 
