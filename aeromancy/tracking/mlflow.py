@@ -81,6 +81,8 @@ class MlflowTracker:
 
     def check(self) -> None:
         """Refuse an unusable tracking URI (see `check_uri`)."""
+        if self._default:
+            (self._root / ".aeromancy").mkdir(parents=True, exist_ok=True)
         check_uri(self._uri)
 
     def start(self, invocation: str) -> None:
