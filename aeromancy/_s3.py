@@ -26,14 +26,15 @@ __all__ = ["Pushed", "push_objects"]
 
 log = logging.getLogger(__name__)
 
-# Parts of PART_SIZE, sent in parallel, above MULTIPART_THRESHOLD. Against moto
-# on the same machine one PUT of 256 MiB was faster still (0.7x the time of
-# boto3's default 8 MiB parts), but over a real link to a store a single stream
-# is slower and restarts from zero when it breaks; 64 MiB parts keep both cases
-# reasonable. `multipart_threshold` and `multipart_chunksize` in the `s3`
-# section of the profile in ~/.aws/config override both, as for `aws s3 cp`.
-MULTIPART_THRESHOLD = 64 * 2**20
-PART_SIZE = 64 * 2**20
+# boto3's and the AWS CLI's own defaults: 8 MiB parts, sent in parallel, above
+# 8 MiB. Measured against moto, they beat 64 MiB parts (0.79x vs 0.64x of a
+# plain boto3 upload script, 256 MiB); one PUT up to 512 MiB was faster still
+# against a server on the same machine, but a single stream is slower over a
+# real link and restarts from zero when it breaks. `multipart_threshold` and
+# `multipart_chunksize` in the `s3` section of the profile in ~/.aws/config
+# override both, as for `aws s3 cp`.
+MULTIPART_THRESHOLD = 8 * 2**20
+PART_SIZE = 8 * 2**20
 # Above this many objects one listing of the prefix beats a HEAD for each.
 _LIST_ABOVE = 500
 
