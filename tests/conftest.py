@@ -7,12 +7,14 @@ endpoint is moto's threaded server on 127.0.0.1, the CLI runs for real.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -318,3 +320,31 @@ def nix_project(nix: str, project: Path) -> Path:
     (project / "flake.nix").write_text(local_flake())
     configure_runtime(project, kind="nix")
     return project
+
+
+def records(root: Path) -> dict[str, dict[str, Any]]:
+    """The project's local run index by stage: the latest record of each."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
+        record = json.loads(path.read_text())
+        found[record["stage"]] = record
+    return found
+
+
+def s3_project(root: Path, s3: S3, *extra: str) -> Path:
+    """`aero init` a host-runtime project whose remote is `s3://BUCKET/proj`."""
+    made = run_aero(
+        "init",
+        str(root),
+        "--runtime",
+        "host",
+        "--tracker",
+        "none",
+        "--remote",
+        f"s3://{s3.bucket}/proj",
+        "--endpoint",
+        s3.endpoint,
+        *extra,
+    )
+    assert made.exit_code == 0, made.stderr
+    return root

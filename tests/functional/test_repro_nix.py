@@ -18,7 +18,7 @@ import pytest
 from aeromancy.manifest import NixClosure
 from aeromancy.runs import LOCAL_MANIFESTS
 from aeromancy.runtime.nix import current_system
-from tests.conftest import git, local_flake, run_aero
+from tests.conftest import git, local_flake, records, run_aero
 
 pytestmark = pytest.mark.nix
 
@@ -26,14 +26,6 @@ PROBE = (
     "hello > probe.txt && command -v python3 >> probe.txt && "
     "echo $AERO_FROM_SHELL >> probe.txt"
 )
-
-
-def records(root: Path) -> dict[str, dict]:  # type: ignore[type-arg]
-    found: dict[str, dict] = {}  # type: ignore[type-arg]
-    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["stage"]] = record
-    return found
 
 
 def stock_closure(out: str) -> NixClosure:

@@ -14,16 +14,7 @@ from pathlib import Path
 import pytest
 
 from aeromancy import config
-from tests.conftest import S3, git, run_aero
-
-
-def records(root: Path) -> dict[str, dict]:  # type: ignore[type-arg]
-    """The local run index, by stage (the latest run of each)."""
-    found: dict[str, dict] = {}  # type: ignore[type-arg]
-    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["stage"]] = record
-    return found
+from tests.conftest import S3, git, records, run_aero, s3_project
 
 
 def commit_change(root: Path, path: str, text: str) -> None:
@@ -194,20 +185,7 @@ def test_dev_mode_records_nothing(aero, project: Path) -> None:  # type: ignore[
 
 
 def test_s3_remote_holds_records_and_outputs(tmp_path: Path, s3: S3) -> None:
-    root = tmp_path / "demo"
-    made = run_aero(
-        "init",
-        str(root),
-        "--runtime",
-        "host",
-        "--tracker",
-        "none",
-        "--remote",
-        f"s3://{s3.bucket}/proj",
-        "--endpoint",
-        s3.endpoint,
-    )
-    assert made.exit_code == 0, made.stderr
+    root = s3_project(tmp_path / "demo", s3)
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aeromancy.tracking import wandb as wandb_tracker
-from tests.conftest import S3, git, run_aero
+from tests.conftest import S3, git, records, run_aero
 from tests.unit.test_tracking_wandb import by_type
 
 CANARIES = {
@@ -30,26 +30,18 @@ def scaffold(root: Path, tracker: str, *extra: str) -> Path:
     return root
 
 
-def latest(root: Path) -> dict[str, dict]:  # type: ignore[type-arg]
-    found: dict[str, dict] = {}  # type: ignore[type-arg]
-    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["stage"]] = record
-    return found
-
-
 def test_wandb_offline_runs_hold_the_fingerprint(tmp_path: Path) -> None:
     root = scaffold(tmp_path / "demo", "wandb")
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
 
-    records = latest(root)
+    found_records = records(root)
     offline = wandb_tracker.offline_runs(root)
     assert len(offline) == 3
     for folder in offline:
         (log,) = folder.glob("run-*.wandb")
         run_id = log.stem.removeprefix("run-")
-        stage = next(r for r in records.values() if r["run_id"] == run_id)
+        stage = next(r for r in found_records.values() if r["run_id"] == run_id)
         found = by_type(log)
         (run,) = found["run"]
         assert (run.job_type, run.run_group) == (stage["stage"], stage["invocation"])
@@ -76,7 +68,7 @@ def test_mlflow_runs_are_read_back_by_the_mlflow_api(tmp_path: Path) -> None:
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
 
-    train = latest(root)["train"]
+    train = records(root)["train"]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/.aeromancy/mlflow.db")
     found = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
@@ -144,7 +136,7 @@ def test_secret_canary_reaches_no_written_file(
         if any(s.encode() in body for s in secrets):
             leaks.append(item["Key"])
     assert leaks == []
-    assert len(latest(root)) == 3
+    assert len(records(root)) == 3
 
 
 def set_tracker(root: Path, table: str) -> None:
@@ -206,4 +198,4 @@ def test_wandb_online_but_unreachable_keeps_runs_for_sync(
     assert result.exit_code == 0, result.stderr
     assert "unreachable" in result.stderr and "aero runs sync" in result.stderr
     assert len(wandb_tracker.offline_runs(root)) == 3
-    assert all(r["tracker"]["kind"] == "wandb" for r in latest(root).values())
+    assert all(r["tracker"]["kind"] == "wandb" for r in records(root).values())

@@ -10,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from aeromancy import config, data, runs
-from tests.conftest import S3, git, run_aero
-
-
-def records(root: Path) -> dict[str, dict]:  # type: ignore[type-arg]
-    """The local run index, by stage (the latest run of each)."""
-    found: dict[str, dict] = {}  # type: ignore[type-arg]
-    for path in sorted((root / ".aeromancy" / "runs").glob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["stage"]] = record
-    return found
+from tests.conftest import S3, git, records, run_aero, s3_project
 
 
 def reruns_of(root: Path, run_id: str) -> list[dict]:  # type: ignore[type-arg]
@@ -60,20 +51,7 @@ def forge(root: Path, **changes: object) -> runs.RunRecord:
 def test_a_deterministic_stage_reruns_identical_on_a_fresh_clone(
     tmp_path: Path, s3: S3
 ) -> None:
-    root = tmp_path / "demo"
-    made = run_aero(
-        "init",
-        str(root),
-        "--runtime",
-        "host",
-        "--tracker",
-        "none",
-        "--remote",
-        f"s3://{s3.bucket}/proj",
-        "--endpoint",
-        s3.endpoint,
-    )
-    assert made.exit_code == 0, made.stderr
+    root = s3_project(tmp_path / "demo", s3)
     assert run_aero("repro", "train", cwd=root).exit_code == 0
     train = records(root)["train"]
     clone = tmp_path / "elsewhere" / "demo"
