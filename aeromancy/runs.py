@@ -112,8 +112,8 @@ def new_run_id(when: dt.datetime | None = None) -> str:
 
 
 def now() -> str:
-    """The current UTC time, ISO 8601 with seconds."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    """The current UTC time, ISO 8601 with milliseconds (records sort by it)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def save(root: Path, record: RunRecord, remote: Remote | None) -> str:

@@ -416,4 +416,4 @@ def _iso_before(seconds: float) -> str:
     import datetime as dt
 
     moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="milliseconds")
