@@ -331,8 +331,8 @@ def records(root: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def s3_project(root: Path, s3: S3, *extra: str) -> Path:
-    """`aero init` a host-runtime project whose remote is `s3://BUCKET/proj`."""
+def s3_project(root: Path, s3: S3, *extra: str, prefix: str = "proj") -> Path:
+    """`aero init` a host-runtime project whose remote is `s3://BUCKET/PREFIX`."""
     made = run_aero(
         "init",
         str(root),
@@ -341,7 +341,7 @@ def s3_project(root: Path, s3: S3, *extra: str) -> Path:
         "--tracker",
         "none",
         "--remote",
-        f"s3://{s3.bucket}/proj",
+        f"s3://{s3.bucket}/{prefix}",
         "--endpoint",
         s3.endpoint,
         *extra,

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from aeromancy import config
-from tests.conftest import S3, git, run_aero
+from tests.conftest import S3, git
+from tests.conftest import s3_project as init_s3_project
 
 pytestmark = pytest.mark.s3
 
@@ -59,21 +60,7 @@ def stock_dvc_pull(project: Path, tmp_path: Path, *targets: str) -> Path:
 
 @pytest.fixture
 def s3_project(tmp_path: Path, s3: S3) -> Path:
-    root = tmp_path / "demo"
-    result = run_aero(
-        "init",
-        str(root),
-        "--runtime",
-        "host",
-        "--tracker",
-        "none",
-        "--remote",
-        f"s3://{s3.bucket}/projects/demo",
-        "--endpoint",
-        s3.endpoint,
-    )
-    assert result.exit_code == 0, result.stderr
-    return root
+    return init_s3_project(tmp_path / "demo", s3, prefix="projects/demo")
 
 
 def point_remote(root: Path, url: str, endpoint: str | None) -> None:
