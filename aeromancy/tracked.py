@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aeromancy import __version__, config, data, fingerprint, gitstate, pipeline, runs
 from aeromancy._dvc import open_repo
@@ -81,8 +81,7 @@ def repro(
     settings = config.load(root)
     runtime = runtime or select(settings)
     tracker = open_tracker(settings.tracker, root, root.name, remote=settings.remote)
-    if isinstance(tracker, _Prepares):
-        tracker.prepare()  # warms up while DVC opens and the first stage runs
+    tracker.prepare()  # warms up while DVC opens and the first stage runs
     try:
         tracker.check()
         session = _Session(root, settings, runtime, rerun_of)
@@ -120,13 +119,6 @@ def repro(
         session.close()
     session.warn_unpushed()
     return session.run
-
-
-@runtime_checkable
-class _Prepares(Protocol):
-    """A tracker that warms up before it is known that any stage will execute."""
-
-    def prepare(self) -> None: ...
 
 
 class _Session:

@@ -48,6 +48,10 @@ class Tracker(Protocol):
 
     kind: str
 
+    def prepare(self) -> None:
+        """Warm up before it is known that any stage will execute; `finish`
+        without `start` ends a prepared tracker without waiting."""
+
     def check(self) -> None:
         """Refuse a misconfiguration cheaply, before any stage runs.
 

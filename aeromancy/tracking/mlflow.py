@@ -79,6 +79,9 @@ class MlflowTracker:
         self._failure = ""
         self._warnings: list[str] = []
 
+    def prepare(self) -> None:
+        """Nothing to warm up ahead of `start`."""
+
     def check(self) -> None:
         """Refuse an unusable tracking URI (see `check_uri`)."""
         if self._default:

@@ -13,6 +13,9 @@ class NoneTracker:
 
     kind = "none"
 
+    def prepare(self) -> None:
+        """Nothing to warm up ahead of `start`."""
+
     def check(self) -> None:
         """Nothing to check."""
 
