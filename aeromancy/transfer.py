@@ -377,7 +377,7 @@ def _remote_odb(repo: Any) -> Any:
         ) from None
     except DvcException as exc:
         # TODO: version-aware and worktree remotes keep files under their
-        # workspace paths; support them here when a project asks for one.
+        # workspace paths; this refusal can go once transfer supports them.
         raise RemoteError(f"the DVC remote is not supported here: {exc}") from None
     return odb
 
