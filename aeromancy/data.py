@@ -34,6 +34,7 @@ __all__ = [
     "configure_dvc_remote",
     "default_local_remote",
     "explain_s3_error",
+    "is_bucket_name",
     "parse_remote",
     "project_remote",
     "s3_client",
@@ -77,6 +78,11 @@ class Remote:
         return urlsplit(self.url).path.strip("/")
 
 
+def is_bucket_name(name: str) -> bool:
+    """Whether `name` is a valid S3 bucket name (lowercase, 3-63 characters)."""
+    return bool(_BUCKET.match(name))
+
+
 def parse_remote(
     url: str,
     endpoint: str | None = None,
@@ -86,7 +92,7 @@ def parse_remote(
     """Check the shape of a remote URL; local paths are made absolute."""
     parts = urlsplit(url)
     if parts.scheme == "s3":
-        if not _BUCKET.match(parts.netloc):
+        if not is_bucket_name(parts.netloc):
             raise RemoteError(
                 f"malformed remote URL '{url}': '{parts.netloc}' is not a valid "
                 "bucket name; use s3://bucket/prefix"

@@ -112,7 +112,7 @@ def ingest(
     index and the history are as they were.
     """
     remote = data.project_remote(root)
-    name = check_name(name or _default_name(source))
+    name = check_name(_default_name(source) if name is None else name)
     fetch = _locate(source, remote)
     data.check_reachable(remote)
     dataset = root / DATA_DIR / name
@@ -221,6 +221,11 @@ def _locate(source: str, remote: data.Remote) -> Any:
 
 def _locate_s3(source: str, remote: data.Remote) -> Any:
     bucket, _, key = source[len("s3://") :].partition("/")
+    if not data.is_bucket_name(bucket):
+        raise DatasetError(
+            f"malformed source '{source}': '{bucket}' is not a valid bucket name; "
+            "use s3://bucket/key"
+        )
     client = data.s3_client(remote)
     try:
         if key and not key.endswith("/") and _object_exists(client, bucket, key):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -68,9 +69,20 @@ def _options(
 
 
 def main() -> None:
-    """Run `aero`; a user error becomes one line on stderr and its exit code."""
+    """Run `aero`; a user or usage error becomes one line on stderr and its code."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     try:
-        app()
+        # Not standalone: click would print a usage error as four lines.
+        code = app(prog_name="aero", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        _fail(_usage_line(exc), exc.exit_code)
+    except Abort:
+        _fail("aborted", 1)
     except UserError as exc:
         if _debug["on"]:
             raise
@@ -81,10 +93,24 @@ def main() -> None:
         _fail(f"internal error: {exc} (rerun with -v for the traceback)", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    else:
+        # `typer.Exit(N)` comes back as N; a command that returns gives None.
+        if isinstance(code, int) and code:
+            sys.exit(code)
+
+
+def _usage_line(exc: Any) -> str:
+    """Click's message, and where the help is: `aero repro -h`."""
+    context = getattr(exc, "ctx", None)
+    hint = f"; see `{context.command_path} -h`" if context is not None else ""
+    return f"{exc.format_message().rstrip('.')}{hint}"
 
 
 def _fail(message: str, code: int) -> None:
+    from rich.markup import escape
+
     from aeromancy.console import err
 
-    err().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # Escaped: a message may hold brackets ("no [tool.aeromancy] table").
+    err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(code)

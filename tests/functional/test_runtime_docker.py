@@ -247,9 +247,10 @@ def test_no_engine_says_how_to_start_one(project: Path) -> None:
 def test_an_unknown_runtime_option_is_a_usage_error(project: Path) -> None:
     result = run_aero("repro", "--runtime", "dockr", cwd=project)
     assert result.exit_code == 2
-    assert result.lines[-1] == (
-        "Error: Invalid value for '--runtime': 'dockr' is not one of docker, nix, host."
-    )
+    assert result.lines == [
+        "error: Invalid value for '--runtime': 'dockr' is not one of docker, nix, "
+        "host; see `aero repro -h`"
+    ]
 
 
 def test_debug_shell_needs_a_container_runtime(project: Path) -> None:
