@@ -9,15 +9,17 @@ fresh clone on another machine can find every run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aeromancy.data import Remote
-from aeromancy.errors import UserError
+from aeromancy.errors import RemoteError, UserError
 
 __all__ = [
     "ABORTED",
@@ -174,9 +176,11 @@ def save_manifest(
     local = root / LOCAL_MANIFESTS / name
     if local.exists():
         return
-    _write_atomic(local, text)
+    # The remote first: the local copy says the list is stored, so a remote that
+    # failed is tried again next time.
     if remote is not None:
         _remote_put(remote, f"{REMOTE_MANIFESTS}/{name}", text)
+    _write_atomic(local, text)
 
 
 def load_manifest(
@@ -203,32 +207,56 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _remote_put(remote: Remote, key: str, text: str) -> str:
-    if not remote.is_s3:
-        target = Path(remote.url) / key
-        _write_atomic(target, text)
-        return str(target)
-    full = f"{remote.prefix}/{key}" if remote.prefix else key
-    _s3_client(remote).put_object(
-        Bucket=remote.bucket, Key=full, Body=text.encode("utf-8")
-    )
-    return f"s3://{remote.bucket}/{full}"
+    with _remote_errors(remote):
+        if not remote.is_s3:
+            target = Path(remote.url) / key
+            _write_atomic(target, text)
+            return str(target)
+        full = f"{remote.prefix}/{key}" if remote.prefix else key
+        _s3_client(remote).put_object(
+            Bucket=remote.bucket, Key=full, Body=text.encode("utf-8")
+        )
+        return f"s3://{remote.bucket}/{full}"
 
 
 def _remote_get(remote: Remote, key: str) -> str | None:
-    if not remote.is_s3:
-        path = Path(remote.url) / key
-        return path.read_text(encoding="utf-8") if path.exists() else None
-    full = f"{remote.prefix}/{key}" if remote.prefix else key
-    client = _s3_client(remote)
+    with _remote_errors(remote):
+        if not remote.is_s3:
+            path = Path(remote.url) / key
+            return path.read_text(encoding="utf-8") if path.exists() else None
+        full = f"{remote.prefix}/{key}" if remote.prefix else key
+        client = _s3_client(remote)
+        try:
+            body = client.get_object(Bucket=remote.bucket, Key=full)["Body"]
+        except client.exceptions.NoSuchKey:
+            return None
+        return str(body.read().decode("utf-8"))
+
+
+@contextlib.contextmanager
+def _remote_errors(remote: Remote) -> Iterator[None]:
+    """What S3 or the local store raise, as one line naming the remote."""
+    from aeromancy.data import explain_s3_error
+
     try:
-        body = client.get_object(Bucket=remote.bucket, Key=full)["Body"]
-    except client.exceptions.NoSuchKey:
-        return None
-    return str(body.read().decode("utf-8"))
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if remote.is_s3:
+            raise explain_s3_error(exc, remote) from None
+        if isinstance(exc, OSError):
+            raise RemoteError(f"remote {remote.url} failed: {exc}") from None
+        raise
 
 
 def _remote_records(remote: Remote, known: set[str]) -> list[tuple[str, str]]:
     """(where, text) of each remote record whose id is not in `known`."""
+    with _remote_errors(remote):
+        return _fetch_records(remote, known)
+
+
+def _fetch_records(remote: Remote, known: set[str]) -> list[tuple[str, str]]:
     if not remote.is_s3:
         folder = Path(remote.url) / REMOTE_PREFIX
         paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
