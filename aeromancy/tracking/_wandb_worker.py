@@ -1,24 +1,34 @@
 """The W&B worker process: turns the run records it reads into W&B runs.
 
 Spawned by `WandbTracker.prepare` (or `start`) as `python -m
-aeromancy.tracking._wandb_worker`. It imports W&B and starts its service at once, then
-reads JSON lines on stdin: one `start` (project, entity, group, folder, online, remote),
-then one `log` per run record, until stdin closes. Then it writes one JSON line,
-`{"warnings": [...]}`, to stdout and exits. Stdin closing before `start` (no stage
-executed) ends it quietly, having written nothing in the project. It never talks to the
-user: W&B's output and this module's log go to stderr, a file.
+aeromancy.tracking._wandb_worker --lock PATH --lock-fd FD --deadline S --runs-dir DIR`,
+holding the lock on PATH through the inherited FD until it exits. It imports W&B and
+starts its service at once, then reads JSON lines on stdin: one `start` (project,
+entity, group, folder, online, remote), then one `log` per run record, until stdin
+closes, which usually happens long before it is done: `aero` does not wait. Then it
+writes `{"invocation": ..., "warnings": [...]}` beside the lock (PATH with `.json`)
+and exits; the next tracked run reports the warnings. Still busy S seconds after stdin
+closed, it writes that it was stopped and kills its process group (W&B's service
+included). Stdin closing before `start` (no stage executed) ends it quietly, having
+written nothing in the project. It never talks to the user: W&B's output and this
+module's log go to stderr, a file.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import logging
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from aeromancy.runs import SUCCEEDED, RunRecord
@@ -306,22 +316,59 @@ def settings(wandb: Any) -> Any:
     )
 
 
-def serve(lines: TextIO, result: TextIO) -> None:
-    """Log every record read from `lines`, then write the warnings to `result`.
+class Outcome:
+    """The worker's result file, written once: by `serve` at the end, or by the
+    watchdog that stops a worker past its deadline, whichever comes first."""
+
+    def __init__(self, lock: Path | None) -> None:
+        self.invocation = ""
+        self._lock = lock
+        self._done = False
+        self._mutex = threading.Lock()
+
+    def write(self, warnings: list[str]) -> None:
+        """Leave `warnings` beside the lock, atomically; later calls do nothing."""
+        with self._mutex:
+            if self._done:
+                return
+            self._done = True
+            for warning in warnings:
+                log.warning("%s", warning)
+            if self._lock is None:
+                return
+            result = self._lock.with_suffix(".json")
+            partial = self._lock.with_suffix(".part")
+            document = {"invocation": self.invocation, "warnings": warnings}
+            partial.write_text(json.dumps(document), encoding="utf-8")
+            os.replace(partial, result)
+
+    def discard(self) -> None:
+        """No stage executed: remove the lock, leave no result."""
+        with self._mutex:
+            self._done = True
+            if self._lock is not None:
+                self._lock.unlink(missing_ok=True)
+
+
+def serve(lines: Iterable[str], outcome: Outcome) -> None:
+    """Log every record read from `lines`, then write the warnings as the result.
 
     The result goes out once W&B's service has stopped: `run.finish()` returns
     before an offline run's file is on disk, stopping the service flushes it.
-    Only the process's own exit happens after, while the caller moves on.
     """
     session: Session | None = None
     warnings: list[str] = []
+    lines = iter(lines)
     try:
         wandb = warm_up()
-        first = lines.readline()
+        first = next(lines, "")
         if not first.strip():
+            outcome.discard()
             wandb.teardown()
             return  # ended before any stage executed: nothing to log
-        session = Session(json.loads(first))
+        setup = json.loads(first)
+        outcome.invocation = str(setup.get("group") or "")
+        session = Session(setup)
         for line in lines:
             message = json.loads(line)
             if message.get("op") == "log":
@@ -335,13 +382,58 @@ def serve(lines: TextIO, result: TextIO) -> None:
         ]
     if session:
         warnings.extend(session.close())
-    result.write(json.dumps({"warnings": warnings}) + "\n")
-    result.close()
+    outcome.write(warnings)
 
 
-def main() -> int:
-    """Serve stdin; the only thing written to the real stdout is the result line."""
-    result = os.fdopen(os.dup(1), "w")
+def read_ahead(stream: TextIO, at_end: Callable[[], None]) -> Iterator[str]:
+    """The lines of `stream`, read by a thread, so that `at_end` runs as soon
+    as the input ends, however far behind the worker is."""
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+        at_end()
+
+    threading.Thread(target=pump, name="aero-wandb-input", daemon=True).start()
+    while (line := lines.get()) is not None:
+        yield line
+
+
+def watchdog(seconds: float, outcome: Outcome, runs: str) -> None:
+    """Stop this worker `seconds` from now, saying so in its result."""
+
+    def stop() -> None:
+        outcome.write(
+            [
+                f"W&B did not finish within {seconds:g} s and was stopped; "
+                f"runs not yet written are missing from {runs}"
+            ]
+        )
+        if os.getpgrp() == os.getpid():  # the group is ours: W&B's service too
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=__name__)
+    parser.add_argument("--lock", type=Path, help="marker held while running")
+    parser.add_argument("--lock-fd", type=int, help="open descriptor holding it")
+    parser.add_argument("--deadline", type=float, default=60.0)
+    parser.add_argument("--runs-dir", default="the W&B folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve stdin; stdout goes to stderr (a file), the result beside the lock."""
+    args = parse_args(argv)
+    if args.lock_fd is not None:
+        os.set_inheritable(args.lock_fd, False)  # W&B's service must not hold it
     os.dup2(2, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler = logging.StreamHandler(sys.stderr)
@@ -349,7 +441,11 @@ def main() -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    serve(sys.stdin, result)
+    outcome = Outcome(args.lock)
+    lines = read_ahead(
+        sys.stdin, lambda: watchdog(args.deadline, outcome, args.runs_dir)
+    )
+    serve(lines, outcome)
     return 0
 
 

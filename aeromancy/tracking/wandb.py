@@ -2,13 +2,20 @@
 
 W&B's start-up (import, its service, the first run's init and finish) costs
 about 1.5 s and each further run tens of milliseconds. None of that may sit
-between two stages, so `start` spawns one worker process
-(`aeromancy.tracking._wandb_worker`) that imports W&B and warms its service
-while the first stage runs; `log` queues the run record and returns at once (a
-feeder thread writes it to the worker's stdin as one JSON line); `finish` ends
-the input and waits, within a bound, for the worker to end its runs. The
-worker has its own session, so a Ctrl-C meant for a stage does not stop it from
-logging that stage as aborted.
+between two stages, nor between the last stage and the prompt: `prepare` (or
+`start`) spawns one worker process (`aeromancy.tracking._wandb_worker`) that
+imports W&B and warms its service while the first stage runs; `log` queues the
+run record and returns at once (a feeder thread writes it to the worker's stdin
+as one JSON line); `finish` ends the input and returns without waiting. The
+worker has its own session, so neither a Ctrl-C meant for a stage nor `aero`
+exiting stops it from writing the runs.
+
+Each worker holds a lock on a marker file under `.aeromancy/wandb-workers/`
+while it runs and leaves its result (warnings, if any) beside it. The next
+tracked run reports those warnings once (`earlier_warnings`); `aero runs sync`
+and the tests wait for running workers first (`wait_for_workers`). A worker
+still busy `FINISH_TIMEOUT` seconds after its input ended stops itself and
+says so in its result.
 
 Runs are offline by default, written under `$WANDB_DIR` or `.aeromancy/wandb`
 and uploaded later by `aero runs sync`. They go online only with
@@ -20,13 +27,13 @@ host that answers within two seconds; otherwise they stay offline and
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import netrc
 import os
 import queue
-import select
-import signal
+import secrets
 import subprocess
 import sys
 import threading
@@ -40,7 +47,16 @@ from aeromancy.errors import UserError
 from aeromancy.runs import RunRecord
 from aeromancy.tracking.base import TrackerLink, reachable, redact_url
 
-__all__ = ["WandbTracker", "offline_runs", "runs_dir", "sync", "wandb_dir"]
+__all__ = [
+    "WandbTracker",
+    "earlier_warnings",
+    "offline_runs",
+    "runs_dir",
+    "sync",
+    "wait_for_workers",
+    "wandb_dir",
+    "workers_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,7 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 REACH_TIMEOUT = 2.0
 FINISH_TIMEOUT = 60.0
 SYNC_TIMEOUT = 600.0
+WAIT_POLL = 0.05
 WORKER = "aeromancy.tracking._wandb_worker"
 
 
@@ -66,6 +83,87 @@ def offline_runs(root: Path) -> list[Path]:
     """The offline run folders W&B has written for the project, oldest first."""
     found = runs_dir(root).glob("offline-run-*")
     return sorted(path for path in found if any(path.glob("run-*.wandb")))
+
+
+def workers_dir(root: Path) -> Path:
+    """Where each worker keeps its lock (`<id>.lock`) and result (`<id>.json`)."""
+    return root / ".aeromancy" / "wandb-workers"
+
+
+def _running(lock: Path) -> bool:
+    """Whether a worker still holds `lock` (it is released when it exits)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _busy(root: Path) -> list[Path]:
+    """The locks of workers that are running and have left no result yet."""
+    return [
+        lock
+        for lock in sorted(workers_dir(root).glob("*.lock"))
+        if not lock.with_suffix(".json").exists() and _running(lock)
+    ]
+
+
+def wait_for_workers(root: Path, timeout: float = FINISH_TIMEOUT + 10) -> bool:
+    """Wait until every W&B worker of the project has ended or left its result.
+
+    A worker stops itself `FINISH_TIMEOUT` seconds after its input ended, so the
+    default timeout only guards against a worker frozen from outside.
+
+    Returns:
+        True when none is left running, False when `timeout` passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while _busy(root):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(WAIT_POLL)
+    return True
+
+
+def earlier_warnings(root: Path) -> list[str]:
+    """The warnings of W&B workers that ended since the last call, once each.
+
+    A worker that ended without leaving a result (killed, or it crashed) is a
+    warning too. Running workers are left for a later call.
+    """
+    found: list[str] = []
+    for lock in sorted(workers_dir(root).glob("*.lock")):
+        result = lock.with_suffix(".json")
+        if result.exists():
+            found.extend(_result_warnings(result))
+        elif _running(lock):
+            continue
+        else:
+            found.append(
+                f"a W&B worker ended without saying how its runs went; "
+                f"see {wandb_dir(root) / 'aeromancy-worker.log'}"
+            )
+        for path in (result, lock):
+            path.unlink(missing_ok=True)
+    return found
+
+
+def _result_warnings(result: Path) -> list[str]:
+    try:
+        document = json.loads(result.read_text(encoding="utf-8"))
+        warnings = [str(warning) for warning in document.get("warnings", [])]
+        invocation = str(document.get("invocation") or "")
+    except (OSError, ValueError, AttributeError) as exc:
+        return [f"the result of a W&B worker is unreadable ({result}: {exc})"]
+    if invocation:
+        return [f"W&B, runs of {invocation}: {warning}" for warning in warnings]
+    return warnings
 
 
 def base_url() -> str:
@@ -149,50 +247,62 @@ class WandbTracker:
         return link
 
     def finish(self) -> list[str]:
-        """Wait for the worker to end every run; a stuck worker is stopped."""
+        """End the worker's input and return without waiting for W&B.
+
+        The worker writes the runs after `aero` has exited; what goes wrong
+        there is reported by the next tracked run (`earlier_warnings`), as are
+        the results of earlier workers now, when this run logged anything.
+        """
         worker, feeder = self._worker, self._feeder
         self._worker = self._feeder = None
         if worker is None or feeder is None:
             return self._warnings
-        deadline = time.monotonic() + FINISH_TIMEOUT
+        # Only hands the queued lines to the pipe: the worker may still import.
         feeder.close(FINISH_TIMEOUT)
-        if self._logged:
-            self._warnings.extend(self._collect(worker, feeder, deadline))
+        if feeder.broken:
+            self._warnings.append(
+                f"W&B worker stopped early ({feeder.broken}); see {self._log}"
+            )
         # W&B's own shutdown goes on in the worker; reap it without waiting.
         threading.Thread(target=worker.wait, daemon=True).start()
+        if self._started:
+            self._warnings.extend(earlier_warnings(self._root))
         return self._warnings
-
-    def _collect(
-        self, worker: subprocess.Popen[bytes], feeder: Feeder, deadline: float
-    ) -> list[str]:
-        line = _read_line(worker, deadline - time.monotonic())
-        if line is not None:
-            return _worker_warnings(line, worker.returncode)
-        _stop(worker)
-        if feeder.broken:
-            return [f"W&B worker stopped early ({feeder.broken}); see {self._log}"]
-        return [
-            f"W&B did not finish within {FINISH_TIMEOUT:g} s and was stopped; "
-            f"runs not yet written are missing from {runs_dir(self._root)}"
-        ]
 
     def _spawn_worker(self) -> None:
         directory = wandb_dir(self._root)
         directory.mkdir(parents=True, exist_ok=True)
-        self._worker = self._spawn(directory)
+        markers = workers_dir(self._root)
+        markers.mkdir(parents=True, exist_ok=True)
+        lock = markers / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.lock"
+        # Locked before the worker exists and handed to it, so the marker is
+        # held from the first moment until the worker's last.
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._worker = self._spawn(directory, lock, fd)
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
         assert self._worker.stdin is not None
         self._feeder = Feeder(self._worker.stdin)
 
-    def _spawn(self, directory: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, directory: Path, lock: Path, fd: int) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", WORKER, "--lock", str(lock), "--lock-fd"]
+        argv += [str(fd), "--deadline", f"{FINISH_TIMEOUT:g}"]
+        argv += ["--runs-dir", str(runs_dir(self._root))]
         with self._log.open("ab") as stderr:
             return subprocess.Popen(
-                [sys.executable, "-m", WORKER],
+                argv,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 cwd=self._root,
                 env=self._worker_env(),
                 start_new_session=True,
+                pass_fds=(fd,),
             )
 
     @property
@@ -296,6 +406,9 @@ def sync(root: Path, *, dry_run: bool = False) -> list[str]:
         UserError: No API key, W&B unreachable, or `wandb sync` failed (the
             message is then its last line of output).
     """
+    # A worker may still be writing the last run's files.
+    if not wait_for_workers(root):
+        log.warning("a W&B worker is still running; its runs may be incomplete")
     folders = [str(path) for path in offline_runs(root)]
     if not folders:
         return []
@@ -362,36 +475,3 @@ def _netrc_has(host: str) -> bool:
         return netrc.netrc(path).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
-
-
-def _worker_warnings(out: bytes, returncode: int | None) -> list[str]:
-    lines = out.decode(errors="replace").strip().splitlines()
-    try:
-        result = json.loads(lines[-1])
-        return [str(warning) for warning in result.get("warnings", [])]
-    except (IndexError, ValueError, AttributeError):
-        return [f"W&B worker ended with code {returncode} and logged nothing"]
-
-
-def _read_line(worker: subprocess.Popen[bytes], timeout: float) -> bytes | None:
-    """The worker's result line, or None if it has not come within `timeout`."""
-    assert worker.stdout is not None
-    deadline = time.monotonic() + timeout
-    fd = worker.stdout.fileno()
-    chunks: list[bytes] = []
-    while not chunks or not chunks[-1].endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return None
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    # The worker leads its own process group, wandb-core included.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()

@@ -34,6 +34,8 @@ def test_wandb_offline_runs_hold_the_fingerprint(tmp_path: Path) -> None:
     root = scaffold(tmp_path / "demo", "wandb")
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
+    # `aero repro` does not wait for W&B to write the runs; its worker's marker says.
+    assert wandb_tracker.wait_for_workers(root, timeout=120)
 
     found_records = records(root)
     offline = wandb_tracker.offline_runs(root)
@@ -117,6 +119,7 @@ def test_secret_canary_reaches_no_written_file(
 
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
+    assert wandb_tracker.wait_for_workers(root, timeout=120)  # W&B done writing
 
     secrets = [*CANARIES.values(), GIT_PASSWORD, ARGV_SECRET]
     # The DVC cache is left out: it holds the user's own files and DVC's run
@@ -197,5 +200,6 @@ def test_wandb_online_but_unreachable_keeps_runs_for_sync(
     result = run_aero("repro", cwd=root)
     assert result.exit_code == 0, result.stderr
     assert "unreachable" in result.stderr and "aero runs sync" in result.stderr
+    assert wandb_tracker.wait_for_workers(root, timeout=120)
     assert len(wandb_tracker.offline_runs(root)) == 3
     assert all(r["tracker"]["kind"] == "wandb" for r in records(root).values())

@@ -1,4 +1,9 @@
-"""The W&B tracker, read back from the real offline `.wandb` files W&B writes."""
+"""The W&B tracker, read back from the real offline `.wandb` files W&B writes.
+
+`finish` does not wait for the worker, so every test that reads W&B's files
+first waits for the worker's marker (`wait_for_workers`), as `aero runs sync`
+does; no clock decides when a run is written.
+"""
 
 from __future__ import annotations
 
@@ -130,7 +135,14 @@ def log_all(
     )
     tracker.start(INVOCATION)
     links = [tracker.log(record) for record in records]
-    return links, tracker.finish()
+    return links, finish_and_wait(tracker, root)
+
+
+def finish_and_wait(tracker: Any, root: Path) -> list[str]:
+    """`finish`, then wait for the worker: its warnings and the worker's own."""
+    warnings = tracker.finish()
+    assert wandb_tracker.wait_for_workers(root, timeout=120)
+    return [*warnings, *wandb_tracker.earlier_warnings(root)]
 
 
 def test_offline_runs_hold_fingerprint_params_group_and_job_type(
@@ -142,7 +154,9 @@ def test_offline_runs_hold_fingerprint_params_group_and_job_type(
     links, warnings = log_all(tmp_path, prepare, train)
 
     assert warnings == []
-    assert list(tmp_path.iterdir()) == []  # all of it under $WANDB_DIR
+    # All of W&B's files are under $WANDB_DIR; the worker's marker is gone.
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == [".aeromancy", ".aeromancy/wandb-workers"]
     assert [link["id"] for link in links] == [prepare.run_id, train.run_id]
     assert {link["kind"] for link in links} == {"wandb"}
     for record in (prepare, train):
@@ -231,18 +245,19 @@ def test_default_folder_is_under_the_project(
     assert run_file(tmp_path, record.run_id).is_file()
 
 
-def test_log_returns_at_once_and_finish_waits_for_every_run(tmp_path: Path) -> None:
+def test_log_and_finish_return_at_once_and_the_worker_writes_every_run(
+    tmp_path: Path,
+) -> None:
     tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
     records = [make_record(f"s{i}", f"20260101-12000{i}-hhhhh{i}") for i in range(3)]
 
     tracker.start(INVOCATION)
-    returns_while_stopped(
-        tracker._worker,  # type: ignore[attr-defined]
-        lambda: [tracker.log(record) for record in records],
-    )
-    warnings = tracker.finish()
+    worker = tracker._worker  # type: ignore[attr-defined]
+    returns_while_stopped(worker, lambda: [tracker.log(record) for record in records])
+    assert returns_while_stopped(worker, tracker.finish) == []
+    assert wandb_tracker.wait_for_workers(tmp_path, timeout=120)
 
-    assert warnings == []
+    assert wandb_tracker.earlier_warnings(tmp_path) == []
     for record in records:
         assert "exit" in by_type(run_file(tmp_path, record.run_id))
 
@@ -404,7 +419,7 @@ def test_large_records_never_block_log_on_the_pipe(tmp_path: Path) -> None:
         tracker._worker,  # type: ignore[attr-defined]
         lambda: [tracker.log(record) for record in records],
     )
-    warnings = tracker.finish()
+    warnings = finish_and_wait(tracker, tmp_path)
 
     assert warnings == []
     for record in records:
@@ -438,19 +453,52 @@ def test_git_tracked_lists_files_and_their_folders(tmp_path: Path) -> None:
     assert git_tracked(str(tmp_path / "nowhere")) == set()
 
 
-def test_a_worker_past_its_deadline_is_stopped_and_said_so(
+def test_a_worker_past_its_deadline_stops_and_the_next_run_says_so_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wandb_tracker, "FINISH_TIMEOUT", 0.05)
-    tracker = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
-    tracker.start(INVOCATION)
-    tracker.log(make_record("train", "20260101-120003-oooooo"))
+    stuck = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    stuck.start(INVOCATION)
+    stuck.log(make_record("train", "20260101-120003-oooooo"))
+    assert stuck.finish() == []
+    assert wandb_tracker.wait_for_workers(tmp_path, timeout=120)
+    monkeypatch.setattr(wandb_tracker, "FINISH_TIMEOUT", 60.0)
 
-    began = time.perf_counter()
-    (warning,) = tracker.finish()
+    later = open_tracker(TrackerConfig(kind="wandb"), tmp_path, "demo", remote=S3)
+    later.start("20260101-130000-abcdef")
+    later.log(make_record("train", "20260101-130003-pppppp"))
+    (warning,) = later.finish()
+    assert wandb_tracker.wait_for_workers(tmp_path, timeout=120)
 
-    assert time.perf_counter() - began < 2
-    assert "did not finish within 0.05 s and was stopped" in warning
+    assert warning.startswith(f"W&B, runs of {INVOCATION}: W&B did not finish")
+    assert "within 0.05 s and was stopped" in warning
+    assert wandb_tracker.earlier_warnings(tmp_path) == []  # said once
+    assert "exit" in by_type(run_file(tmp_path, "20260101-130003-pppppp"))
+
+
+def test_earlier_warnings_reads_results_and_leaves_running_workers(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    markers = wandb_tracker.workers_dir(tmp_path)
+    markers.mkdir(parents=True)
+    (markers / "a.lock").touch()
+    (markers / "a.json").write_text(
+        json.dumps({"invocation": "inv-a", "warnings": ["W&B could not log run x"]})
+    )
+    (markers / "b.lock").touch()  # no result and nobody holds it: it died
+    (markers / "c.lock").touch()
+    with (markers / "c.lock").open() as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        assert not wandb_tracker.wait_for_workers(tmp_path, timeout=0)
+        first, second = wandb_tracker.earlier_warnings(tmp_path)
+
+        assert first == "W&B, runs of inv-a: W&B could not log run x"
+        assert "a W&B worker ended without saying how its runs went" in second
+        assert sorted(p.name for p in markers.iterdir()) == ["c.lock"]
+    assert wandb_tracker.wait_for_workers(tmp_path, timeout=0)
 
 
 def test_a_prepared_worker_ends_quietly_when_no_stage_runs(tmp_path: Path) -> None:
@@ -465,6 +513,7 @@ def test_a_prepared_worker_ends_quietly_when_no_stage_runs(tmp_path: Path) -> No
 
     assert worker.wait(timeout=120) == 0
     assert wandb_tracker.offline_runs(tmp_path) == []
+    assert list(wandb_tracker.workers_dir(tmp_path).iterdir()) == []
     log = (wandb_tracker.wandb_dir(tmp_path) / "aeromancy-worker.log").read_text()
     assert "failed" not in log
 
@@ -479,7 +528,7 @@ def test_a_prepared_worker_logs_once_started(tmp_path: Path) -> None:
     tracker.start(INVOCATION)
     tracker.log(record)
 
-    assert tracker.finish() == []
+    assert finish_and_wait(tracker, tmp_path) == []
     (run,) = by_type(run_file(tmp_path, record.run_id))["run"]
     assert (run.run_group, run.job_type) == (INVOCATION, "train")
 
