@@ -1,4 +1,4 @@
-"""The notebook kernel: a Jupyter kernelspec that starts IPython in the
+"""`aero export-notebook-env`: a Jupyter kernelspec that starts IPython in the
 project's runtime, with the data pin in its environment.
 
 The kernel's environment carries `AEROMANCY_PIN` (see `aeromancy.notebook`), so
@@ -6,63 +6,65 @@ The kernel's environment carries `AEROMANCY_PIN` (see `aeromancy.notebook`), so
 or commit, whatever the workspace holds by then. Running a notebook is never a
 tracked run: nothing it does is recorded.
 
-For the host runtime the kernel runs in a virtual environment of the project
-(`.aeromancy/kernels/host-<digest>/`), keyed by the lock file and the
-interpreter. It is layered on the interpreter running Aeromancy: a `.pth` file
-adds that interpreter's site directories after the environment's own, so the
-lock file's packages win, while Aeromancy, DVC and ipykernel are the very ones
-`aero` runs with. Installing Aeromancy into the environment from its source
-instead would need a network or a wheel at hand and minutes of installing DVC's
-dependencies; a plain `--system-site-packages` would miss an Aeromancy that
-lives in a virtual environment itself.
+What each runtime's kernel is made of lives in `aeromancy/kernel/`: the host's
+is a virtual environment started directly; a container's or a Nix shell's is
+started by `aeromancy.kernel.launch` on the host, from the `kernel.json`'s
+folder, which also holds what the launcher needs (`aeromancy-launch.json`).
+For a run pin, a container kernel is layered on the image of the run's own
+runtime; a Nix kernel uses the shell as the flake has it now, with a warning
+when that is not the run's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import logging
-import os
 import re
-import shutil
-import site
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aeromancy import __version__, config, gitstate, notebook
+from aeromancy import config, gitstate, notebook
 from aeromancy.config import RUNTIME_KINDS
 from aeromancy.errors import UserError
+from aeromancy.kernel.host import (
+    JUPYTER_MISSING,
+    KERNELS,
+    JupyterMissingError,
+    host_environment,
+)
+from aeromancy.kernel.launch import LAUNCH_FILE
 
 __all__ = ["JUPYTER_MISSING", "Exported", "JupyterMissingError", "export"]
 
-log = logging.getLogger(__name__)
-
-KERNELS = Path(".aeromancy") / "kernels"
-JUPYTER_MISSING = "pip install ipykernel jupyter_client"
 _NAME = re.compile(r"^[a-z0-9._-]+$")
-_READY = "aeromancy-ready.json"
-
-
-class JupyterMissingError(UserError):
-    """Jupyter's kernel machinery is not installed where it is needed."""
 
 
 @dataclass(frozen=True)
 class Exported:
-    """An installed kernel: its name, folder, pin and the Python it starts."""
+    """An installed kernel: its name, folder, pin, and where it runs (the
+    Python of a host or Nix kernel, the image of a container kernel)."""
 
     name: str
     display_name: str
     spec_dir: Path
     pin: notebook.Pin
     runtime: str
-    python: Path
+    where: str
     built: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """How Jupyter starts the kernel, and what the launcher needs (if any)."""
+
+    argv: list[str]
+    where: str
+    built: bool
+    launch: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -98,38 +100,30 @@ def export(
     name = _check_name(name or _default_name(root, pin))
     _check_free(manager, name, prefix, force)
 
-    python, built = _kernel_python(root, settings, kind)
     pin = dataclasses.replace(pin, kernel=name)
+    kernel = _kernel(root, settings, kind, pin)
     display = _display_name(root, pin)
-    spec = {
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    spec: dict[str, Any] = {
+        "argv": kernel.argv,
         "display_name": display,
         "language": "python",
         "env": {notebook.PIN_ENV: pin.to_json()},
         "metadata": {"aeromancy": {"runtime": kind, "tracked": False}},
     }
-    spec_dir = _install(manager, name, spec, prefix)
-    warnings = _warnings(root, pin)
-    return Exported(name, display, spec_dir, pin, kind, python, built, warnings)
+    if kernel.launch is not None:
+        # The launcher forwards signals, but a message needs no signal at all.
+        spec["interrupt_mode"] = "message"
+    spec_dir = _install(manager, name, spec, prefix, kernel.launch)
+    warnings = (*kernel.warnings, *_warnings(root, pin))
+    return Exported(
+        name, display, spec_dir, pin, kind, kernel.where, kernel.built, warnings
+    )
 
 
 def _check_kind(kind: str) -> str:
     if kind not in RUNTIME_KINDS:
         raise UserError(
             f"--runtime must be one of {', '.join(RUNTIME_KINDS)} (got '{kind}')"
-        )
-    if kind != "host":
-        # TODO: container and Nix kernels, once those runtimes are committed
-        # (issue 5). The runtime image holds only the stages' packages, so the
-        # kernel needs a layer on it with ipykernel and Aeromancy; then
-        # `<engine> run --rm -i --network host` with the connection file, the
-        # project and the DVC cache mounted at their own paths and
-        # `-e AEROMANCY_PIN`, running `python3 -m ipykernel_launcher -f
-        # {connection_file}`. The reading side (`aeromancy.notebook`) needs
-        # nothing more: the pin names the project's absolute path.
-        raise UserError(
-            f"runtime '{kind}' has no notebook kernel yet; "
-            "use `aero export-notebook-env --runtime host`"
         )
     return kind
 
@@ -182,11 +176,18 @@ def _display_name(root: Path, pin: notebook.Pin) -> str:
 
 
 def _install(
-    manager: Any, name: str, spec: dict[str, Any], prefix: Path | None
+    manager: Any,
+    name: str,
+    spec: dict[str, Any],
+    prefix: Path | None,
+    launch: dict[str, Any] | None,
 ) -> Path:
     with tempfile.TemporaryDirectory(prefix="aero-kernel-") as staging:
         text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
         Path(staging, "kernel.json").write_text(text, encoding="utf-8")
+        if launch is not None:
+            text = json.dumps({**launch, "kernel": name}, indent=2, sort_keys=True)
+            Path(staging, LAUNCH_FILE).write_text(text + "\n", encoding="utf-8")
         installed = manager.install_kernel_spec(
             staging,
             kernel_name=name,
@@ -209,122 +210,94 @@ def _warnings(root: Path, pin: notebook.Pin) -> tuple[str, ...]:
     )
 
 
-def _kernel_python(root: Path, settings: config.Config, kind: str) -> tuple[Path, bool]:
-    """The Python the kernel starts, and whether its environment was just built."""
-    assert kind == "host"  # the others are refused by _check_kind, for now
-    return host_environment(root, settings.runtime)
+def _kernel(
+    root: Path, settings: config.Config, kind: str, pin: notebook.Pin
+) -> _Kernel:
+    """Build (or find) the kernel's environment for `kind`."""
+    if kind == "host":
+        python, built = host_environment(root, settings.runtime)
+        argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        return _Kernel(argv, str(python), built)
 
-
-def host_environment(root: Path, runtime: config.RuntimeConfig) -> tuple[Path, bool]:
-    """The layered virtual environment for the runtime's lock file, built unless
-    one for the same lock file and interpreter exists.
-
-    Returns:
-        Its Python, and whether it was built now.
-    """
-    lock_file = runtime.lock_file
-    lock = _lock_text(root, lock_file)
-    layers = _layers()
-    identity = {
-        "lock": lock,
-        "python": sys.version,
-        "base": sys.base_prefix,
-        "layers": [str(d) for d in layers],
-        "aeromancy": __version__,
+    launcher = [sys.executable, "-m", "aeromancy.kernel.launch"]
+    argv = [*launcher, f"{{resource_dir}}/{LAUNCH_FILE}", "{connection_file}"]
+    recorded = _recorded_runtime(root, pin)
+    common = {
+        "runtime": kind,
+        "project": str(root.resolve()),
+        "pass_env": list(settings.runtime.pass_env),
     }
-    text = json.dumps(identity, sort_keys=True)
-    folder = root / KERNELS / f"host-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    python = folder / "bin" / "python"
-    if (folder / _READY).exists():
-        return python, False
-
-    log.info("building the kernel environment %s", folder)
-    _create_venv(folder, layers)
-    if _has_requirements(lock) and lock_file:
-        _pip_install(python, root / lock_file, runtime.ca_bundle)
-    _check_importable(python)
-    (folder / _READY).write_text(text + "\n", encoding="utf-8")
-    return python, True
+    if kind == "docker":
+        return _container_kernel(root, settings, pin, recorded, argv, common)
+    return _nix_kernel(root, settings, pin, recorded, argv, common)
 
 
-def _lock_text(root: Path, lock_file: str | None) -> str:
-    if not lock_file:
-        return ""
-    try:
-        return (root / lock_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            f"pyproject.toml: tool.aeromancy.runtime.lock_file names {lock_file}, "
-            "which does not exist"
-        ) from None
+def _container_kernel(
+    root: Path,
+    settings: config.Config,
+    pin: notebook.Pin,
+    recorded: tuple[str, str] | None,
+    argv: list[str],
+    common: dict[str, Any],
+) -> _Kernel:
+    from aeromancy.kernel.container import kernel_image
+    from aeromancy.runtime.container import outside_cache
+
+    run_image = recorded[1] if recorded and recorded[0] == "docker" else None
+    made = kernel_image(root, settings, run_image)
+    cache = outside_cache(root)
+    launch = {
+        **common,
+        "image": made.image,
+        "engine": made.engine,
+        "runtime_id": made.runtime_id,
+        "run_flags": list(settings.runtime.run_flags),
+        "cache": str(cache) if cache else None,
+    }
+    warnings = list(made.warnings)
+    if recorded is not None and run_image is None:
+        warnings.append(_other_runtime(pin, recorded, "docker", made.runtime_id))
+    return _Kernel(argv, made.reference, made.built, launch, tuple(warnings))
 
 
-def _layers() -> list[Path]:
-    """The site directories of the interpreter running Aeromancy, and the folder
-    Aeromancy is imported from when it is not installed (a source checkout)."""
-    from importlib import metadata
+def _nix_kernel(
+    root: Path,
+    settings: config.Config,
+    pin: notebook.Pin,
+    recorded: tuple[str, str] | None,
+    argv: list[str],
+    common: dict[str, Any],
+) -> _Kernel:
+    from aeromancy.kernel import client
+    from aeromancy.kernel.nixenv import nix_kernel
 
-    dirs = [Path(d) for d in site.getsitepackages()]
-    user = site.getusersitepackages()
-    if site.ENABLE_USER_SITE and os.path.isdir(user):
-        dirs.append(Path(user))
-    try:
-        metadata.distribution("aeromancy")
-    except metadata.PackageNotFoundError:
-        dirs.append(Path(notebook.__file__).resolve().parent.parent)
-    return dirs
-
-
-def _create_venv(folder: Path, layers: list[Path]) -> None:
-    import venv
-
-    if folder.exists():
-        shutil.rmtree(folder)  # a build that did not finish
-    venv.EnvBuilder(symlinks=os.name != "nt", with_pip=False).create(folder)
-    purelib = _run(
-        folder / "bin" / "python",
-        "-c",
-        "import sysconfig; print(sysconfig.get_path('purelib'))",
-    ).strip()
-    # `import` lines of a .pth run at startup; addsitedir also reads the .pth
-    # files of each layer (editable installs live in those).
-    lines = [f"import site; site.addsitedir({str(d)!r})\n" for d in layers]
-    Path(purelib, "_aeromancy_layers.pth").write_text("".join(lines), "utf-8")
+    made = nix_kernel(root, settings)
+    launch = {
+        **common,
+        "python": made.python,
+        "env": made.env,
+        "runtime_id": made.runtime_id,
+        "client": str(client.package_copy(root.resolve() / KERNELS)),
+    }
+    warnings = list(made.warnings)
+    if recorded is not None and recorded != ("nix", made.runtime_id):
+        warnings.append(_other_runtime(pin, recorded, "nix", made.runtime_id))
+    return _Kernel(argv, made.python, made.built, launch, tuple(warnings))
 
 
-def _has_requirements(lock: str) -> bool:
-    return any(line.split("#", 1)[0].strip() for line in lock.splitlines())
+def _recorded_runtime(root: Path, pin: notebook.Pin) -> tuple[str, str] | None:
+    """`(kind, id)` of the runtime the pinned run ran in; None for a commit pin."""
+    if pin.run is None:
+        return None
+    node = notebook.run_record(root, pin.run).fingerprint.get("runtime") or {}
+    return str(node.get("kind")), str(node.get("id"))
 
 
-def _pip_install(python: Path, lock: Path, ca_bundle: str | None) -> None:
-    args = ["-m", "pip", "install", "--disable-pip-version-check", "-r", str(lock)]
-    if ca_bundle:
-        args += ["--cert", ca_bundle]
-    _run(python, *args, what=f"installing {lock.name} into the kernel environment")
-
-
-def _check_importable(python: Path) -> None:
-    probe = (
-        "import importlib.util as u; "
-        "print(' '.join(m for m in ('ipykernel', 'aeromancy') if not u.find_spec(m)))"
+def _other_runtime(
+    pin: notebook.Pin, recorded: tuple[str, str], kind: str, runtime_id: str
+) -> str:
+    return (
+        f"run {pin.run} ran in the {recorded[0]} runtime {recorded[1][:12]}; the "
+        f"kernel runs in the project's {kind} runtime as it is now "
+        f"({runtime_id[:12]}), so its packages may differ from the run's"
     )
-    missing = _run(python, "-c", probe).split()
-    if "ipykernel" in missing:
-        raise JupyterMissingError(
-            f"Jupyter is not installed (no ipykernel for the kernel); {JUPYTER_MISSING}"
-        )
-    if missing:
-        raise UserError(
-            f"the kernel environment cannot import {', '.join(missing)}; "
-            "install Aeromancy into the Python that runs `aero`"
-        )
-
-
-def _run(python: Path, *args: str, what: str = "probing the kernel Python") -> str:
-    done = subprocess.run(
-        [str(python), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"{what} failed: {last}")
-    return done.stdout

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 PIN_ENV = "AEROMANCY_PIN"
+#: Set in kernels that read through the host's data broker: its socket.
+BROKER_ENV = "AEROMANCY_BROKER"
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def load(
         MissingDataError: the data is in neither the DVC cache nor the remote.
         UnknownRunError: `run` names no known run.
     """
-    _, found = _files(path, run)
+    _, found = _reader().files(path, run)
     if found and found[0][0] == "":
         return found[0][1].read_bytes()
     return {name: local.read_bytes() for name, local in found}
@@ -172,11 +174,10 @@ def open(
         raise UserError(
             f"mode must be 'rb' or 'r' (got '{mode}'): pinned data is read-only"
         )
-    located, found = _files(path, run)
+    shown, found = _reader().files(path, run)
     if not found or found[0][0] != "":
         raise UserError(
-            f"'{located.path}' is a directory; open a file inside it, or use "
-            "load() or path()"
+            f"'{shown}' is a directory; open a file inside it, or use load() or path()"
         )
     if mode == "r":
         return builtins.open(found[0][1], encoding="utf-8")
@@ -189,9 +190,7 @@ def path(path: str | os.PathLike[str], run: str | None = None) -> Path:
     The path is under the project's `.aeromancy/notebook/` and links to DVC's
     read-only cache; a directory is laid out with its files.
     """
-    context = _context(run)
-    located, found = _files(path, run, context)
-    return _pinned.view(context.root, located, found)
+    return _reader().view(path, run)
 
 
 def lineage(
@@ -201,29 +200,7 @@ def lineage(
 
     With `path`, also its hash and the run that made it (none for a dataset).
     """
-    context = _context(run)
-    pin = context.pin
-    base = Lineage(
-        project=pin.project,
-        commit=pin.commit,
-        pinned_by=context.pinned_by,
-        run=pin.run,
-        stage=pin.stage,
-        fingerprint=pin.fingerprint,
-    )
-    if path is None:
-        return base
-    located = _locate(context, path)
-    maker = _made_by(context.root, located.output)
-    return Lineage(
-        **{
-            **base.as_dict(),
-            "path": located.path,
-            "hash": located.output.hash,
-            "made_by": maker.run_id if maker else None,
-            "made_by_fingerprint": maker.fingerprint_digest if maker else None,
-        }
-    )
+    return _reader().lineage(path, run)
 
 
 def pin_for(root: Path, run: str | None = None) -> Pin:
@@ -235,7 +212,7 @@ def pin_for(root: Path, run: str | None = None) -> Pin:
     """
     if run is None:
         return Pin(project=str(root), commit=gitstate.head_commit(root))
-    record = _record(root, run)
+    record = run_record(root, run)
     return Pin(
         project=str(root),
         commit=_recording_commit(root, record.run_id) or record.commit,
@@ -243,6 +220,61 @@ def pin_for(root: Path, run: str | None = None) -> Pin:
         stage=record.stage,
         fingerprint=record.fingerprint_digest,
     )
+
+
+def _reader() -> _HostReader | Any:
+    """Who reads: this process through DVC, or, in a kernel that runs in a
+    container or a Nix shell, the data broker on the host (`kernel/broker.py`)."""
+    address = os.environ.get(BROKER_ENV)
+    if address:
+        from aeromancy.kernel.broker import Client
+
+        return Client(address)
+    return _HostReader()
+
+
+class _HostReader:
+    """Reads pinned data in this process, through DVC and the local cache. The
+    broker serves a kernel's calls with one, so both sides read alike."""
+
+    def files(
+        self, path: str | os.PathLike[str], run: str | None
+    ) -> tuple[str, list[tuple[str, Path]]]:
+        """The path as located, and `(name inside it, local file)` of its files."""
+        located, found = _files(path, run)
+        return located.path, found
+
+    def view(self, path: str | os.PathLike[str], run: str | None) -> Path:
+        """A local path laid out with the pinned version (see `path()`)."""
+        context = _context(run)
+        located, found = _files(path, run, context)
+        return _pinned.view(context.root, located, found)
+
+    def lineage(self, path: str | os.PathLike[str] | None, run: str | None) -> Lineage:
+        """See `lineage()`."""
+        context = _context(run)
+        pin = context.pin
+        base = Lineage(
+            project=pin.project,
+            commit=pin.commit,
+            pinned_by=context.pinned_by,
+            run=pin.run,
+            stage=pin.stage,
+            fingerprint=pin.fingerprint,
+        )
+        if path is None:
+            return base
+        located = _locate(context, path)
+        maker = _made_by(context.root, located.output)
+        return Lineage(
+            **{
+                **base.as_dict(),
+                "path": located.path,
+                "hash": located.output.hash,
+                "made_by": maker.run_id if maker else None,
+                "made_by_fingerprint": maker.fingerprint_digest if maker else None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -301,7 +333,7 @@ def _relative(root: Path, path: str | os.PathLike[str]) -> str:
 
 def _recorded(root: Path, run: str) -> dict[str, str]:
     """The hashes a run record gives: its outputs and its inputs."""
-    record = _record(root, run)
+    record = run_record(root, run)
     hashes = {p: str(h) for p, h in record.fingerprint.get("data", {}).items() if h}
     for output, entry in record.outputs.items():
         if entry.get("hash"):
@@ -310,8 +342,14 @@ def _recorded(root: Path, run: str) -> dict[str, str]:
 
 
 @functools.cache
-def _record(root: Path, run: str) -> Any:
-    """A run record, from the local index or else the remote; read once."""
+def run_record(root: Path, run: str) -> Any:
+    """The record of a run that succeeded, from the local index or else the
+    remote; read once per process.
+
+    Raises:
+        UnknownRunError: no record has that id.
+        UserError: the run did not succeed, so it has no outputs to read.
+    """
     from aeromancy import data, runs
 
     try:

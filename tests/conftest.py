@@ -263,9 +263,10 @@ LOCAL_FLAKE = r"""{
         builder = "/bin/sh";
         args = [ "-c" ''
           /bin/mkdir -p $out/bin
-          for tool in python3 cat env sort mkdir; do
+          for tool in cat env sort mkdir; do
             /bin/ln -s /usr/bin/$tool $out/bin/$tool
           done
+          /bin/ln -s PYTHON $out/bin/python3
           printf '#!/bin/sh\necho hello from nix\n' > $out/bin/hello
           /bin/chmod +x $out/bin/hello
         '' ];
@@ -285,11 +286,13 @@ LOCAL_FLAKE = r"""{
 """
 
 
-def local_flake(mark: str = "from-the-shell") -> str:
-    """`LOCAL_FLAKE` for this machine's system, exporting `AERO_FROM_SHELL=mark`."""
+def local_flake(mark: str = "from-the-shell", python: str = "/usr/bin/python3") -> str:
+    """`LOCAL_FLAKE` for this machine's system, exporting `AERO_FROM_SHELL=mark`,
+    its `python3` a link to `python`."""
     from aeromancy.runtime.nix import current_system
 
-    return LOCAL_FLAKE.replace("SYSTEM", current_system()).replace("MARK", mark)
+    flake = LOCAL_FLAKE.replace("SYSTEM", current_system()).replace("MARK", mark)
+    return flake.replace("PYTHON", python)
 
 
 @pytest.fixture(scope="session")

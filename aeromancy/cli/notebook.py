@@ -55,7 +55,7 @@ def _report(exported: Exported) -> None:
     pin = exported.pin
     if exported.built:
         err().print(
-            f"built the kernel's {exported.runtime} environment: {exported.python}",
+            f"built the kernel's {exported.runtime} environment: {exported.where}",
             markup=False,
         )
     pinned = f"commit {pin.commit[:12]}"
@@ -66,6 +66,7 @@ def _report(exported: Exported) -> None:
         )
     err().print(
         f"installed kernel '{exported.name}' in {exported.spec_dir}\n"
+        f"it runs in the {exported.runtime} runtime: {exported.where}\n"
         f"data pinned to {pinned}: aeromancy.notebook.load(PATH) reads that version\n"
         f"pick it in Jupyter as '{exported.display_name}' (Kernel > Change "
         f"kernel), or `jupyter console --kernel {exported.name}`\n"

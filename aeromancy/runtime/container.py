@@ -38,7 +38,13 @@ from aeromancy.runtime import runflags
 if TYPE_CHECKING:
     from aeromancy.runtime.docker import DockerRuntime
 
-__all__ = ["CONTAINER_ENV", "PASS_ENV", "ContainerStoppedError", "Session"]
+__all__ = [
+    "CONTAINER_ENV",
+    "PASS_ENV",
+    "ContainerStoppedError",
+    "Session",
+    "outside_cache",
+]
 
 #: What `stage_shell.py` reads: the container, and the variable names it passes.
 CONTAINER_ENV = "AEROMANCY_CONTAINER"
@@ -106,8 +112,8 @@ class Session:
         built = runtime.build()
         root = str(runtime.root.resolve())
         binds = {root: {"bind": root, "mode": "rw"}}
-        cache = _cache_dir(runtime.root)
-        if cache is not None and not _inside(cache, runtime.root):
+        cache = outside_cache(runtime.root)
+        if cache is not None:
             binds[str(cache)] = {"bind": str(cache), "mode": "ro"}
         create, host = runflags.parse(runtime.settings.run_flags)
         host.setdefault("binds", {}).update(binds)
@@ -161,6 +167,13 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def outside_cache(root: Path) -> Path | None:
+    """The DVC cache the project uses when it is outside the project (so a
+    container needs it mounted); None when it is inside."""
+    cache = _cache_dir(root)
+    return cache if cache is not None and not _inside(cache, root) else None
 
 
 def _cache_dir(root: Path) -> Path | None:

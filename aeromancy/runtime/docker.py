@@ -85,7 +85,7 @@ class DockerRuntime:
             if found:
                 self._built = self._result(spec, found[0]["Id"], built=False)
             else:
-                self._built = self._build(spec)
+                self._built = self.build_image(spec)
         return self._built
 
     def manifest(self) -> Manifests:
@@ -164,7 +164,9 @@ class DockerRuntime:
         project = re.sub(r"[^a-z0-9._-]+", "-", self.root.name.lower()).strip(".-_")
         return f"aeromancy/{project or 'project'}:{runtime_id[:12]}"
 
-    def _build(self, spec: image.ImageSpec) -> Built:
+    def build_image(self, spec: image.ImageSpec) -> Built:
+        """Have the engine build `spec` (the runtime's, or one layered on it),
+        its log in `.aeromancy/build-<id>.log`; tagged by the spec's id."""
         log_path = self.root / ".aeromancy" / f"build-{spec.runtime_id[:12]}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         tag = self.tag(spec.runtime_id)
@@ -174,6 +176,7 @@ class DockerRuntime:
                 **spec.files,
                 "Dockerfile": spec.dockerfile().encode(),
             }.items():
+                (Path(context) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(context) / name).write_bytes(data)
             with log_path.open("w", encoding="utf-8") as log_file:
                 self._stream(spec, context, tag, log_file, log_path)

@@ -34,6 +34,7 @@ __all__ = [
     "ImageSpec",
     "Step",
     "lock_requirements",
+    "read_file",
     "spec",
 ]
 
@@ -129,10 +130,10 @@ def spec(
     """
     files: dict[str, bytes] = {"manifests.sh": MANIFEST_SCRIPT.encode()}
     if settings.ca_bundle:
-        files[CA_FILE] = _read(root, settings.ca_bundle, "ca_bundle")
+        files[CA_FILE] = read_file(root, settings.ca_bundle, "ca_bundle")
     lock = lock_requirements(root, settings.lock_file) if settings.lock_file else None
     if settings.dockerfile:
-        text = _read(root, settings.dockerfile, "dockerfile").decode("utf-8")
+        text = read_file(root, settings.dockerfile, "dockerfile").decode("utf-8")
         steps = [Step(line, "your Dockerfile") for line in _instructions(text)]
         if lock is not None:
             files[Path(str(settings.lock_file)).name] = lock.encode()
@@ -223,7 +224,7 @@ def lock_requirements(root: Path, lock_file: str) -> str:
     TODO: carry the locks' hashes (`--hash`) and git/URL sources once a project
     needs them; today such entries are left out.
     """
-    data = _read(root, lock_file, "lock_file")
+    data = read_file(root, lock_file, "lock_file")
     name = Path(lock_file).name
     if name not in ("uv.lock", "pdm.lock"):
         return data.decode("utf-8")
@@ -257,7 +258,8 @@ def _instructions(dockerfile: str) -> list[str]:
     ]
 
 
-def _read(root: Path, relative: str, key: str) -> bytes:
+def read_file(root: Path, relative: str, key: str) -> bytes:
+    """A file the runtime settings name at `key`; a ConfigError when unreadable."""
     path = root / relative
     try:
         return path.read_bytes()

@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Result, git
+from tests.conftest import Result, git, local_flake
 
 READ = (
     "import base64, aeromancy.notebook as an\n"
@@ -137,9 +138,8 @@ def test_refusals_are_one_line(
         "error: no run 'nosuchrun' in .aeromancy/runs or the remote; "
         "`aero runs list` shows the known runs"
     )
-    assert error("--runtime", "docker") == (
-        "error: runtime 'docker' has no notebook kernel yet; use "
-        "`aero export-notebook-env --runtime host`"
+    assert error("--runtime", "conda") == (
+        "error: --runtime must be one of docker, nix, host (got 'conda')"
     )
     assert error("--name", "Bad Name") == (
         "error: kernel name 'Bad Name' is not valid: use lowercase letters, "
@@ -163,3 +163,117 @@ def test_refusals_are_one_line(
         "error: Jupyter is not installed (no jupyter_client); "
         "pip install ipykernel jupyter_client"
     )
+
+
+#: What the runtime kernels print besides the pinned bytes: where they run, and
+#: that DVC is not there (the broker on the host reads the data).
+WHERE = (
+    "import sys, importlib.util as u, aeromancy.notebook as an\n"
+    "print(sys.executable)\n"
+    "print(u.find_spec('dvc') is None)\n"
+    "print(open(an.path({path!r}), 'rb').read() == an.load({path!r}))\n"
+)
+
+
+def _launch(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The installed kernel.json and aeromancy-launch.json of kernel `name`."""
+    folder = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", name)
+    return (
+        json.loads((folder / "kernel.json").read_text()),
+        json.loads((folder / "aeromancy-launch.json").read_text()),
+    )
+
+
+@pytest.mark.engine
+def test_a_container_kernel_runs_in_the_runs_image_and_reads_its_pinned_bytes(
+    container_project: Path, aero: type[Result]
+) -> None:
+    from aeromancy.runtime.engine import Engine
+
+    result = aero("repro", cwd=container_project)
+    assert result.exit_code == 0, result.stderr
+    train = _run_of(container_project, "train")
+    before = (container_project / "build" / "model.json").read_bytes()
+
+    result = aero(
+        "export-notebook-env", train, "--name", "in-image", cwd=container_project
+    )
+    assert (result.exit_code, result.stdout) == (0, "in-image\n"), result.stderr
+    assert "it runs in the docker runtime: aeromancy/demo:" in result.stderr
+    spec, launch = _launch("in-image")
+    assert spec["argv"][1:3] == ["-m", "aeromancy.kernel.launch"]
+    assert spec["interrupt_mode"] == "message"
+    recorded = json.loads(
+        (container_project / ".aeromancy" / "runs" / f"{train}.json").read_text()
+    )
+    assert launch["runtime_id"] == recorded["fingerprint"]["runtime"]["id"]
+
+    code = READ.format(path="build/model.json") + WHERE.format(path="build/model.json")
+    printed = _in_kernel("in-image", code + "print(open('/etc/aero-hook').read())")
+    assert base64.b64decode(printed[0]) == before
+    assert printed[1].endswith("pinned by kernel in-image")
+    # The runtime's own Python, without DVC; the hook proves the image.
+    assert printed[3:7] == ["/opt/venv/bin/python3", "True", "True", "from-the-hook"]
+
+    params = container_project / "params.yaml"
+    params.write_text(params.read_text().replace("normalize: true", "normalize: false"))
+    git(container_project, "commit", "--quiet", "-am", "no normalization")
+    assert aero("repro", cwd=container_project).exit_code == 0
+    printed = _in_kernel("in-image", READ.format(path="build/model.json"))
+    assert base64.b64decode(printed[0]) == before
+
+    # A second export finds the kernel image; no kernel container outlives its kernel.
+    again = aero("export-notebook-env", train, "--name", "again", cwd=container_project)
+    assert again.exit_code == 0, again.stderr
+    assert "built the kernel's" not in again.stderr
+    assert _launch("again")[1]["image"] == launch["image"]
+    # The launcher was killed (`shutdown_kernel(now=True)`): the kernel sees its
+    # broker go and ends, and the engine removes its container.
+    api = Engine().client().api
+    for _ in range(300):
+        label = "org.aeromancy.kernel=in-image"
+        if not api.containers(all=True, filters={"label": label}):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the kernel's container outlived its launcher")
+
+
+@pytest.mark.nix
+def test_a_nix_kernel_runs_in_the_shells_python_and_reads_its_pinned_bytes(
+    nix: str, project: Path, aero: type[Result]
+) -> None:
+    from tests.conftest import configure_runtime
+
+    # The Nix store cannot hold a Python with ipykernel offline: the shell's
+    # python3 is a link to the Python running the tests, which has ipykernel.
+    (project / "flake.nix").write_text(local_flake(python=sys.executable))
+    git(project, "add", "flake.nix")
+    configure_runtime(project, kind="nix")
+    result = aero("repro", cwd=project)
+    assert result.exit_code == 0, result.stderr
+    train = _run_of(project, "train")
+
+    result = aero("export-notebook-env", train, "--name", "in-nix", cwd=project)
+    assert (result.exit_code, result.stdout) == (0, "in-nix\n"), result.stderr
+    assert "warning" not in result.stderr
+    _, launch = _launch("in-nix")
+    assert launch["env"]["AERO_FROM_SHELL"] == "from-the-shell"
+
+    code = READ.format(path="build/model.json") + WHERE.format(path="build/model.json")
+    printed = _in_kernel("in-nix", code + "import os; print(os.environ['PATH'])")
+    assert base64.b64decode(printed[0]) == (project / "build/model.json").read_bytes()
+    assert printed[3].startswith("/nix/store/"), printed
+    assert printed[5] == "True"
+    assert printed[6] == launch["env"]["PATH"]
+
+    # A shell whose python3 cannot import ipykernel is refused, in one line.
+    bare = project.parent / "python-without-site"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
+    bare.chmod(0o755)
+    (project / "flake.nix").write_text(local_flake("other", python=str(bare)))
+    git(project, "commit", "--quiet", "-am", "a shell without ipykernel")
+    refused = aero("export-notebook-env", "--name", "no-kernel", cwd=project)
+    assert refused.exit_code == 1
+    assert len(refused.lines) == 1, refused.stderr
+    assert "cannot import ipykernel; add it to the shell in flake.nix" in refused.stderr
