@@ -22,6 +22,7 @@ import json
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def export(
     runtime: str | None = None,
     prefix: Path | None = None,
     force: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Exported:
     """Install a kernelspec for the project at `root`, pinned to `run` or HEAD.
 
@@ -87,6 +89,7 @@ def export(
         prefix: install under `PREFIX/share/jupyter/kernels` instead of the
             user's Jupyter data folder.
         force: replace a kernel of the same name.
+        progress: called with each step of a runtime or kernel image build.
 
     Raises:
         JupyterMissingError: jupyter_client or ipykernel is missing.
@@ -101,7 +104,7 @@ def export(
     _check_free(manager, name, prefix, force)
 
     pin = dataclasses.replace(pin, kernel=name)
-    kernel = _kernel(root, settings, kind, pin)
+    kernel = _kernel(root, settings, kind, pin, progress)
     display = _display_name(root, pin)
     spec: dict[str, Any] = {
         "argv": kernel.argv,
@@ -211,7 +214,11 @@ def _warnings(root: Path, pin: notebook.Pin) -> tuple[str, ...]:
 
 
 def _kernel(
-    root: Path, settings: config.Config, kind: str, pin: notebook.Pin
+    root: Path,
+    settings: config.Config,
+    kind: str,
+    pin: notebook.Pin,
+    progress: Callable[[str], None] | None,
 ) -> _Kernel:
     """Build (or find) the kernel's environment for `kind`."""
     if kind == "host":
@@ -227,9 +234,10 @@ def _kernel(
         "project": str(root.resolve()),
         "pass_env": list(settings.runtime.pass_env),
     }
-    if kind == "docker":
-        return _container_kernel(root, settings, pin, recorded, argv, common)
-    return _nix_kernel(root, settings, pin, recorded, argv, common)
+    make = _container_kernel if kind == "docker" else _nix_kernel
+    return make(
+        root, settings, pin, recorded, _Kernel(argv, "", False, common), progress
+    )
 
 
 def _container_kernel(
@@ -237,17 +245,17 @@ def _container_kernel(
     settings: config.Config,
     pin: notebook.Pin,
     recorded: tuple[str, str] | None,
-    argv: list[str],
-    common: dict[str, Any],
+    start: _Kernel,
+    progress: Callable[[str], None] | None,
 ) -> _Kernel:
     from aeromancy.kernel.container import kernel_image
     from aeromancy.runtime.container import outside_cache
 
     run_image = recorded[1] if recorded and recorded[0] == "docker" else None
-    made = kernel_image(root, settings, run_image)
+    made = kernel_image(root, settings, run_image, progress)
     cache = outside_cache(root)
     launch = {
-        **common,
+        **(start.launch or {}),
         "image": made.image,
         "engine": made.engine,
         "runtime_id": made.runtime_id,
@@ -257,7 +265,7 @@ def _container_kernel(
     warnings = list(made.warnings)
     if recorded is not None and run_image is None:
         warnings.append(_other_runtime(pin, recorded, "docker", made.runtime_id))
-    return _Kernel(argv, made.reference, made.built, launch, tuple(warnings))
+    return _Kernel(start.argv, made.reference, made.built, launch, tuple(warnings))
 
 
 def _nix_kernel(
@@ -265,15 +273,15 @@ def _nix_kernel(
     settings: config.Config,
     pin: notebook.Pin,
     recorded: tuple[str, str] | None,
-    argv: list[str],
-    common: dict[str, Any],
+    start: _Kernel,
+    progress: Callable[[str], None] | None,
 ) -> _Kernel:
     from aeromancy.kernel import client
     from aeromancy.kernel.nixenv import nix_kernel
 
-    made = nix_kernel(root, settings)
+    made = nix_kernel(root, settings, progress)
     launch = {
-        **common,
+        **(start.launch or {}),
         "python": made.python,
         "env": made.env,
         "runtime_id": made.runtime_id,
@@ -282,7 +290,7 @@ def _nix_kernel(
     warnings = list(made.warnings)
     if recorded is not None and recorded != ("nix", made.runtime_id):
         warnings.append(_other_runtime(pin, recorded, "nix", made.runtime_id))
-    return _Kernel(argv, made.python, made.built, launch, tuple(warnings))
+    return _Kernel(start.argv, made.python, made.built, launch, tuple(warnings))
 
 
 def _recorded_runtime(root: Path, pin: notebook.Pin) -> tuple[str, str] | None:

@@ -42,11 +42,12 @@ def select(settings: config.Config, kind: Kind | None) -> Runtime:
 
     runtime = select_runtime(settings, kind.value if kind else None)
     if hasattr(runtime, "progress"):
-        runtime.progress = _step
+        runtime.progress = show_step
     return runtime
 
 
-def _step(line: str) -> None:
+def show_step(line: str) -> None:
+    """One build step, dimmed, on stderr."""
     from aeromancy.console import err
 
     err().print(f"  [dim]{line}[/]", highlight=False)

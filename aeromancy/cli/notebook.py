@@ -38,11 +38,18 @@ def command(
     """Install a Jupyter kernel that runs in the project's runtime and reads the
     data of RUN_ID with aeromancy.notebook.load(). Notebooks are never tracked."""
     from aeromancy import config, kernelspec
+    from aeromancy.cli.build import show_step
     from aeromancy.console import out
 
     root = config.find_root()
     exported = kernelspec.export(
-        root, run_id, name=name, runtime=runtime, prefix=prefix, force=force
+        root,
+        run_id,
+        name=name,
+        runtime=runtime,
+        prefix=prefix,
+        force=force,
+        progress=show_step,
     )
     _report(exported)
     out().print(exported.name, markup=False)

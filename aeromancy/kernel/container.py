@@ -16,6 +16,7 @@ runtime image carries, so an exported kernel is found again with one lookup.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,10 @@ class KernelImage:
 
 
 def kernel_image(
-    root: Path, settings: config.Config, recorded: str | None = None
+    root: Path,
+    settings: config.Config,
+    recorded: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> KernelImage:
     """The kernel image on the runtime image `recorded` (a run's runtime id), or
     on the project's runtime as it is now (built if needed) when None.
@@ -58,6 +62,7 @@ def kernel_image(
     from aeromancy.runtime.docker import DockerRuntime
 
     runtime = DockerRuntime(root, settings.runtime)
+    runtime.progress = progress
     if recorded is None:
         base = runtime.build()
         base_image, runtime_id, warnings = base.image, base.runtime_id, base.warnings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,11 @@ class NixKernel:
     warnings: tuple[str, ...] = ()
 
 
-def nix_kernel(root: Path, settings: config.Config) -> NixKernel:
+def nix_kernel(
+    root: Path,
+    settings: config.Config,
+    progress: Callable[[str], None] | None = None,
+) -> NixKernel:
     """The Nix runtime of the project as it is now, ready to start a kernel.
 
     Raises:
@@ -40,6 +45,7 @@ def nix_kernel(root: Path, settings: config.Config) -> NixKernel:
     from aeromancy.runtime.nix import NixRuntime
 
     runtime = NixRuntime(root, settings.runtime)
+    runtime.progress = progress
     built = runtime.build()
     env = dict(runtime.realise().env)
     python = shutil.which("python3", path=env.get("PATH", ""))
