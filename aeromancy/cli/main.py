@@ -11,7 +11,17 @@ from typing import Any
 import typer
 
 from aeromancy import __version__
-from aeromancy.cli import build, data, init, notebook, repro, rerun, runs, version
+from aeromancy.cli import (
+    build,
+    data,
+    doctor,
+    init,
+    notebook,
+    repro,
+    rerun,
+    runs,
+    version,
+)
 from aeromancy.cli._typer import Group
 from aeromancy.errors import AeromancyError, UserError
 
@@ -35,6 +45,7 @@ app.command("repro", **repro.SETTINGS)(repro.command)
 app.command("build")(build.command)
 app.command("export-notebook-env")(notebook.command)
 app.command("rerun")(rerun.command)
+app.command("doctor")(doctor.command)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 
