@@ -1,14 +1,16 @@
-"""Aeromancy's benchmark: our figures against the peer tool's, as ratios.
+"""Aeromancy's benchmark: our figures against the peer tool's, in one command.
 
-Run ``python bench/run.py [--quick]``. Each row times one of our commands and the
-peer's equivalent as subprocesses launched the same way (the console scripts on
-PATH), interleaved so that drift in the machine's speed hits both sides alike,
-and reports both medians, their ratio and whether the ratio meets its target.
-Results go to ``bench/results/latest.md`` and ``bench/results/latest.json``.
+Run ``python bench/run.py`` (or ``--quick`` for the fast rows only). Each row
+times one of our commands and the peer's equivalent as subprocesses launched
+the same way (the console scripts on PATH), interleaved so that drift in the
+machine's speed hits both sides alike, and reports both medians, the figure
+its target holds and whether it is met. The scaling curves (`bench/curves.py`)
+then time a few commands at growing sizes. Results go to
+``bench/results/latest.md`` and ``bench/results/latest.json``.
 
-A row's target is one of three kinds: a ratio ours / peer, an overhead per
-unit ((ours - peer) / units, e.g. per executed stage), or an absolute time of
-ours alone; the peer's figure is shown beside it either way.
+A row's target is a ratio ours / peer, an overhead per unit ((ours - peer) /
+units, e.g. per executed stage), an absolute time of ours alone, or a
+throughput relative to the peer's (peer / ours, higher is better).
 
 To add a row, write a function that prepares a sandbox and returns a `Pair` of
 figures (see `_help_row`), and list it in `ROWS`.
@@ -21,286 +23,43 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
+if __package__ in (None, ""):  # run as `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-Figure = Callable[[], float]
-"""One sample of a figure: runs the thing once and returns its wall time (s)."""
+from bench import curves, data_rows
+from bench.curves import CURVES, Curve, CurveResult
+from bench.harness import (
+    ABSOLUTE,
+    BENCH,
+    OVERHEAD,
+    RESULTS,
+    THROUGHPUT,
+    Pair,
+    Probe,
+    Result,
+    Row,
+    Sandbox,
+    Skip,
+    Target,
+    make_sandbox,
+    measure,
+    seconds,
+    spread,
+    untimed,
+)
 
-RATIO = "ratio"
-OVERHEAD = "overhead"
-ABSOLUTE = "absolute"
+__all__ = ["ROWS", "Report", "main", "run", "select_rows"]
 
-
-@dataclass(frozen=True)
-class Target:
-    """What a row must meet: `kind` says which figure is held to `limit`.
-
-    - `ratio`: our median / the peer's, at most `limit`;
-    - `overhead`: (our median - the peer's) / `units`, at most `limit` seconds;
-    - `absolute`: our median alone, at most `limit` seconds.
-    """
-
-    limit: float
-    kind: str = RATIO
-    units: int = 1
-    unit: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in (RATIO, OVERHEAD, ABSOLUTE):
-            raise ValueError(f"unknown target kind '{self.kind}'")
-        if self.units < 1:
-            raise ValueError("a target's units must be at least 1")
-
-    def figure(self, ours: float, peer: float) -> float:
-        """The figure this target holds to its limit, from the two medians."""
-        if self.kind == OVERHEAD:
-            return (ours - peer) / self.units
-        if self.kind == ABSOLUTE:
-            return ours
-        return ours / peer
-
-    def show(self, value: float) -> str:
-        """A figure of this kind for the table: `0.61`, `+120 ms/stage`, `3 ms`."""
-        if self.kind == RATIO:
-            return f"{value:.2f}"
-        sign = "+" if self.kind == OVERHEAD and value >= 0 else ""
-        per = f"/{self.unit}" if self.unit else ""
-        return f"{sign}{_ms(value)}{per}"
-
-
-def _ms(value: float) -> str:
-    """A signed duration in milliseconds, or seconds from 10 s up."""
-    if abs(value) < 10:
-        return f"{value * 1000:.0f} ms"
-    return f"{value:.1f} s"
-
-
-@dataclass(frozen=True)
-class Pair:
-    """The two sides of a row: our figure and the peer's.
-
-    `notes` gives more figures measured along with ours (name -> samples,
-    warm-up included), shown under the table: e.g. a cost ours leaves out.
-    """
-
-    ours: Figure
-    peer: Figure
-    notes: Callable[[], dict[str, list[float]]] | None = None
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """An isolated folder and environment (HOME, XDG dirs, no DVC analytics)."""
-
-    root: Path
-    env: dict[str, str]
-
-    def command(self, *argv: str, cwd: Path | None = None) -> Figure:
-        """A figure that runs `argv` as a subprocess here; a failure stops the run."""
-        return Command(argv, cwd or self.root, self.env)
-
-    def run(self, *argv: str, cwd: Path | None = None) -> None:
-        """Run a setup step (not timed)."""
-        Command(argv, cwd or self.root, self.env)()
-
-    def with_env(self, **extra: str) -> Sandbox:
-        """The same folder with more environment variables."""
-        return Sandbox(self.root, {**self.env, **extra})
-
-    def wandb_offline(self) -> Sandbox:
-        """W&B offline and silent, every W&B folder inside the sandbox."""
-        folder = self.root / "wandb"
-        return self.with_env(
-            WANDB_MODE="offline",
-            WANDB_SILENT="true",
-            WANDB_DIR=str(folder),
-            WANDB_CACHE_DIR=str(folder / "cache"),
-            WANDB_DATA_DIR=str(folder / "data"),
-            WANDB_CONFIG_DIR=str(folder / "config"),
-        )
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command line timed from launch to exit, its output discarded."""
-
-    argv: Sequence[str]
-    cwd: Path
-    env: dict[str, str]
-
-    def __call__(self) -> float:
-        began = time.perf_counter()
-        done = subprocess.run(
-            list(self.argv),
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-        seconds = time.perf_counter() - began
-        if done.returncode != 0:
-            stderr = done.stderr.decode(errors="replace").strip()
-            raise RuntimeError(
-                f"{' '.join(self.argv)} exited with {done.returncode}: {stderr}"
-            )
-        return seconds
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A figure a helper process measures itself, for what a command line cannot
-    isolate (a library call without the interpreter's start-up).
-
-    The process prints one JSON object of seconds; `key` is the figure, every
-    other number is kept in `samples` as a note.
-    """
-
-    argv: Sequence[str]
-    cwd: Path
-    env: dict[str, str]
-    key: str
-    samples: dict[str, list[float]] = field(default_factory=dict)
-
-    def __call__(self) -> float:
-        done = subprocess.run(
-            list(self.argv), cwd=self.cwd, env=self.env, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(self.argv)} exited with {done.returncode}: "
-                f"{done.stderr.strip()}"
-            )
-        figures = parse_probe(done.stdout, self.key)
-        for name, value in figures.items():
-            if name != self.key:
-                self.samples.setdefault(name, []).append(value)
-        return figures[self.key]
-
-    def notes(self) -> dict[str, list[float]]:
-        return dict(self.samples)
-
-
-def parse_probe(stdout: str, key: str) -> dict[str, float]:
-    """The numbers of a probe's last output line; `key` must be among them."""
-    lines = stdout.strip().splitlines()
-    try:
-        document = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise RuntimeError(f"a probe printed no JSON: {stdout[-200:]!r}") from None
-    figures = {
-        name: float(value)
-        for name, value in document.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-    }
-    if key not in figures:
-        raise RuntimeError(f"a probe printed no '{key}': {lines[-1][:200]}")
-    return figures
-
-
-@dataclass(frozen=True)
-class Row:
-    """A line of the table: what is compared, its target, and how to set it up.
-
-    `prepare` gets a fresh sandbox and returns the pair of figures to time.
-    A row with `quick=False` is skipped by ``--quick``.
-    """
-
-    name: str
-    ours: str
-    peer: str
-    target: float | Target
-    prepare: Callable[[Sandbox], Pair]
-    quick: bool = True
-
-    @property
-    def goal(self) -> Target:
-        """The target, a bare number being a ratio."""
-        target = self.target
-        return target if isinstance(target, Target) else Target(target)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Summary of one side's samples, in seconds."""
-
-    median: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def of(cls, samples: Sequence[float]) -> Stats:
-        if not samples:
-            raise ValueError("no samples to summarise")
-        return cls(statistics.median(samples), min(samples), max(samples), len(samples))
-
-
-@dataclass(frozen=True)
-class Result:
-    """A measured row: both sides' stats, the figure its target holds, the verdict.
-
-    `goal` defaults to a ratio target of `target`; `notes` are further figures
-    measured along with ours.
-    """
-
-    name: str
-    ours: str
-    peer: str
-    target: float
-    our_stats: Stats
-    peer_stats: Stats
-    goal: Target | None = None
-    notes: dict[str, Stats] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> Target:
-        return self.goal or Target(self.target)
-
-    @property
-    def ratio(self) -> float:
-        return self.our_stats.median / self.peer_stats.median
-
-    @property
-    def figure(self) -> float:
-        """The figure the target holds: a ratio, an overhead or our time."""
-        return self.kind.figure(self.our_stats.median, self.peer_stats.median)
-
-    @property
-    def met(self) -> bool:
-        return self.figure <= self.kind.limit
-
-    def to_json(self) -> dict[str, object]:
-        """The result as JSON values; times in seconds, to the microsecond."""
-        goal = self.kind
-        return {
-            "name": self.name,
-            "ours": self.ours,
-            "peer": self.peer,
-            "target": goal.limit,
-            "target_kind": goal.kind,
-            "units": goal.units,
-            "our_stats": _rounded(self.our_stats),
-            "peer_stats": _rounded(self.peer_stats),
-            "ratio": round(self.ratio, 4),
-            "figure": round(self.figure, 6),
-            "met": self.met,
-            "notes": {name: _rounded(stats) for name, stats in self.notes.items()},
-        }
-
-
-def _rounded(stats: Stats) -> dict[str, float | int]:
-    return {key: round(value, 6) for key, value in asdict(stats).items()}
+FULL_RUNS = 5
+"""Runs a figure in a full run: the issue's minimum, so it all fits in minutes."""
 
 
 @dataclass
@@ -310,80 +69,10 @@ class Report:
     machine: dict[str, str]
     quick: bool
     results: list[Result] = field(default_factory=list)
+    curves: list[CurveResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
-
-
-# --- measuring ---------------------------------------------------------------
-
-
-def sample(pair: Pair, runs: int, warmup: int = 1) -> tuple[list[float], list[float]]:
-    """Time both figures `runs` times each, alternating which goes first.
-
-    Warm-up runs fill the OS and bytecode caches and are dropped.
-    """
-    for _ in range(warmup):
-        pair.ours()
-        pair.peer()
-
-    ours: list[float] = []
-    peer: list[float] = []
-    for index in range(runs):
-        if index % 2 == 0:
-            ours.append(pair.ours())
-            peer.append(pair.peer())
-        else:
-            peer.append(pair.peer())
-            ours.append(pair.ours())
-    return ours, peer
-
-
-def measure(row: Row, sandbox: Sandbox, runs: int, warmup: int = 1) -> Result:
-    """Set the row up in `sandbox` and time it."""
-    pair = row.prepare(sandbox)
-    ours, peer = sample(pair, runs, warmup)
-    notes = pair.notes() if pair.notes else {}
-    goal = row.goal
-    return Result(
-        row.name,
-        row.ours,
-        row.peer,
-        goal.limit,
-        Stats.of(ours),
-        Stats.of(peer),
-        goal,
-        {name: Stats.of(values[warmup:]) for name, values in notes.items()},
-    )
-
-
-def make_sandbox(root: Path) -> Sandbox:
-    """An environment that sees nothing of the user's config, caches or data."""
-    home = root / "home"
-    home.mkdir(parents=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text(
-        "[user]\n\tname = Aero Bench\n\temail = bench@example.invalid\n"
-        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "WANDB_", "MLFLOW_", "DVC_", "GIT_", "AERO_"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_CACHE_HOME=str(home / "cache"),
-        XDG_DATA_HOME=str(home / "data"),
-        GIT_CONFIG_GLOBAL=str(gitconfig),
-        GIT_CONFIG_NOSYSTEM="1",
-        DVC_NO_ANALYTICS="1",
-        DVC_GLOBAL_CONFIG_DIR=str(home / "dvc-global"),
-        DVC_SYSTEM_CONFIG_DIR=str(home / "dvc-system"),
-        DVC_SITE_CACHE_DIR=str(home / "dvc-site"),
-        NO_COLOR="1",
-        TERM="dumb",
-    )
-    return Sandbox(root, env)
+    took: float = 0.0
 
 
 # --- rows --------------------------------------------------------------------
@@ -442,8 +131,12 @@ def _tracked_repro_row(box: Sandbox) -> Pair:
     # Locks the stages and commits dvc.lock; --force then reruns all three and
     # leaves the tree clean, since the outputs come out the same.
     box.run("aero", "repro", cwd=project)
+    # `aero repro` leaves W&B's worker writing the runs: wait for it, untimed,
+    # so that it does not slow the peer's next run.
+    settle = curves.wait_for_wandb(project)
+    settle()
     return Pair(
-        box.command("aero", "repro", "--force", cwd=project),
+        untimed(box.command("aero", "repro", "--force", cwd=project), after=settle),
         box.command("dvc", "repro", "--force", cwd=project),
     )
 
@@ -482,11 +175,6 @@ def _fingerprint_row(box: Sandbox) -> Pair:
         "fingerprint",
     )
     return Pair(probe, box.command("md5sum", str(big)), probe.notes)
-
-
-class Skip(Exception):
-    """Raised by a row's `prepare` when this machine cannot measure it; the
-    reason is noted under the table instead of a result."""
 
 
 BASE_IMAGE = "localhost/aeromancy-base:bookworm"
@@ -536,6 +224,42 @@ def _noop_build_row(box: Sandbox) -> Pair:
     return Pair(box.command("aero", "build", cwd=project), cached_build)
 
 
+def _noop_nix_build_row(box: Sandbox) -> Pair:
+    """`aero build` with nothing changed against `nix build` of the same flake
+    output, already in the store (Nix evaluates the flake and builds nothing).
+
+    The flake is the tests' offline one (`builtins.derivation` only): no
+    nixpkgs can be reached here.
+    """
+    if shutil.which("nix", path=box.env.get("PATH")) is None:
+        raise Skip('no `nix` on PATH; `eval "$(scripts/setup-nix)"` installs it')
+    from aeromancy.runtime.nix import current_system
+    from tests.conftest import NIX_CONFIG, local_flake
+
+    box = box.with_env(NIX_CONFIG=NIX_CONFIG)
+    project = box.root / "project"
+    box.run("aero", "init", str(project), "--runtime", "nix", "--tracker", "none")
+    (project / "flake.nix").write_text(local_flake(), encoding="utf-8")
+    box.run("git", "add", "flake.nix", cwd=project)
+    box.run("git", "commit", "--quiet", "-m", "an offline flake", cwd=project)
+    box.run("aero", "build", cwd=project)  # builds once
+    said = _stderr(box, project, "aero", "build")
+    if "up to date" not in said:
+        raise RuntimeError(f"a second `aero build` built again: {said}")
+    shell = f".#devShells.{current_system()}.default"
+    return Pair(
+        box.command("aero", "build", cwd=project),
+        box.command("nix", "build", "--no-link", "--json", shell, cwd=project),
+    )
+
+
+def _stderr(box: Sandbox, cwd: Path, *argv: str) -> str:
+    done = subprocess.run(
+        argv, cwd=cwd, env=box.env, capture_output=True, text=True, check=True
+    )
+    return done.stderr.strip()
+
+
 ROWS: tuple[Row, ...] = (
     Row("start-up", "aero --help", "dvc --version", 0.8, _help_row),
     Row(
@@ -566,31 +290,41 @@ ROWS: tuple[Row, ...] = (
         Target(0.3, ABSOLUTE),
         _noop_build_row,
     ),
+    Row(
+        "no-op build (Nix runtime)",
+        "aero build, nothing changed",
+        "nix build of the same output, in the store",
+        Target(0.3, ABSOLUTE),
+        _noop_nix_build_row,
+    ),
+    Row(
+        "data push, one 256 MiB file",
+        "aero data push (moto S3)",
+        "python -c boto3 upload_file",
+        Target(0.8, THROUGHPUT),
+        data_rows.push_row,
+        quick=False,
+    ),
+    Row(
+        "no-op data pull, everything cached",
+        "aero data pull (moto S3)",
+        "dvc pull",
+        1.2,
+        data_rows.pull_row,
+        quick=False,
+    ),
 )
 
 
 # --- rendering ---------------------------------------------------------------
 
 
-def seconds(value: float) -> str:
-    """A duration for the table: milliseconds below 10 s, else seconds."""
-    if value < 10:
-        return f"{value * 1000:.0f} ms"
-    return f"{value:.1f} s"
-
-
-def spread(stats: Stats) -> str:
-    """`min-max` of one side, e.g. ``90-150 ms``."""
-    if stats.high < 10:
-        return f"{stats.low * 1000:.0f}-{stats.high * 1000:.0f} ms"
-    return f"{stats.low:.1f}-{stats.high:.1f} s"
-
-
 def verdict(result: Result) -> str:
     """The held figure, its limit and whether it is met: `0.61 (≤ 0.80 ok)`."""
     goal = result.kind
     mark = "ok" if result.met else "MISSED"
-    return f"{goal.show(result.figure)} (≤ {goal.show(goal.limit)} {mark})"
+    limit = f"{goal.relation} {goal.show(goal.limit)}"
+    return f"{goal.show(result.figure)} ({limit} {mark})"
 
 
 def render_table(results: Iterable[Result]) -> str:
@@ -634,14 +368,26 @@ def render_markdown(report: Report) -> str:
         f"# Benchmark ({mode} run)\n",
         "Median wall time of each command launched as a subprocess (or, where "
         "the row says so, of a library call timed in its own process). The result "
-        "is the ratio ours / peer, the overhead (ours - peer) per unit, or our "
-        "time alone, as the target says; lower is better. Runs interleave ours "
-        "and the peer's.\n",
+        "is the ratio ours / peer, the overhead (ours - peer) per unit or our "
+        "time alone (lower is better), or the throughput peer / ours (higher is "
+        "better), as the target says. Runs interleave ours and the peer's.\n",
         render_table(report.results) + "\n",
     ]
+    if report.skipped:
+        parts += [
+            "Skipped on this machine:\n",
+            "\n".join(f"- {name}: {why}" for name, why in report.skipped.items())
+            + "\n",
+        ]
     notes = render_notes(report.results)
     if notes:
         parts += ["## Notes\n", notes + "\n"]
+    if report.curves:
+        parts += [
+            "## Scaling\n",
+            curves.__doc__.split("\n\n", 1)[1].strip() + "\n",
+            curves.render_curves(report.curves),
+        ]
     parts += ["## Machine\n", machine + "\n"]
     parts += [
         f"## {title}\n\n```\n{text.strip()}\n```\n"
@@ -655,6 +401,9 @@ def render_json(report: Report) -> str:
         "quick": report.quick,
         "machine": report.machine,
         "results": [r.to_json() for r in report.results],
+        "curves": [c.to_json() for c in report.curves],
+        "skipped": report.skipped,
+        "took_s": round(report.took, 1),
         "extra": report.extra,
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
@@ -701,47 +450,40 @@ def _output(argv: list[str], env: dict[str, str]) -> str:
     return done.stdout.strip() or f"exit {done.returncode}"
 
 
-# --- optional companions -----------------------------------------------------
-
-
-def companions(env: dict[str, str]) -> dict[str, str]:
-    """Output of standalone benchmarks that live next to this one, when present.
-
-    `data_push.py` (data push against boto3) needs an S3 server and is slow, so it
-    only runs in a full run, and its failure is reported, not raised.
-    """
-    script = BENCH / "data_push.py"
-    if not script.exists():
-        return {}
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    text = done.stdout if done.returncode == 0 else f"failed:\n{done.stderr}"
-    return {"data push (bench/data_push.py)": text}
-
-
 # --- entry point -------------------------------------------------------------
 
 
-def run(rows: Sequence[Row], runs: int, quick: bool) -> Report:
-    """Measure `rows`, each in its own sandbox under one temporary folder."""
+def run(
+    rows: Sequence[Row], runs: int, quick: bool, scaling: Sequence[Curve] = ()
+) -> Report:
+    """Measure `rows`, then `scaling`, each in its own sandbox under one
+    temporary folder. A row or curve this machine cannot measure is noted."""
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aero-bench-") as tmp:
         base = make_sandbox(Path(tmp) / "machine")
         report = Report(describe_machine(base.env), quick)
         for index, row in enumerate(rows):
             box = make_sandbox(Path(tmp) / f"row{index}")
-            print(f"measuring {row.name} ({runs} runs each)...", file=sys.stderr)
+            _say(f"measuring {row.name} ({runs} runs each)...")
             try:
                 report.results.append(measure(row, box, runs))
             except Skip as exc:
-                report.extra[f"{row.name}: skipped"] = str(exc)
-        if not quick:
-            report.extra.update(companions(base.env))
+                report.skipped[row.name] = str(exc)
+        for index, curve in enumerate(scaling):
+            _say(f"measuring the curve {curve.name}...")
+            try:
+                report.curves.append(
+                    curves.measure_curve(curve, Path(tmp) / f"curve{index}")
+                )
+            except Skip as exc:
+                report.skipped[curve.name] = str(exc)
+    report.took = time.perf_counter() - began
+    report.machine["benchmark took"] = f"{report.took:.0f} s"
     return report
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def select_rows(rows: Sequence[Row], quick: bool, only: Sequence[str]) -> list[Row]:
@@ -763,23 +505,34 @@ def write(report: Report, folder: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 runs a figure")
+    parser.add_argument(
+        "--quick", action="store_true", help="the fast rows only, no curves"
+    )
     parser.add_argument("--runs", type=int, help="runs a figure (at least 5)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target is missed"
     )
     parser.add_argument(
-        "--only", action="append", metavar="TEXT", help="rows whose name has TEXT"
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="rows and curves whose name has TEXT",
     )
     args = parser.parse_args(argv)
 
-    runs = max(5, args.runs or (5 if args.quick else 15))
-    rows = select_rows(ROWS, args.quick, args.only or [])
-    report = run(rows, runs, args.quick)
+    runs = max(5, args.runs or FULL_RUNS)
+    only = args.only or []
+    rows = select_rows(ROWS, args.quick, only)
+    scaling = [] if args.quick else curves.select_curves(CURVES, only)
+    report = run(rows, runs, args.quick, scaling)
     write(report, args.out)
     print(render_table(report.results))
+    if report.curves:
+        print(curves.render_curves(report.curves))
+    print(f"took {report.took:.0f} s; wrote {args.out}/latest.md and latest.json")
     missed = [r.name for r in report.results if not r.met]
+    missed += [c.name for c in report.curves if not c.flat]
     return 1 if args.check and missed else 0
 
 

@@ -1,4 +1,4 @@
-"""`bench/run.py`: the harness's pure parts (no timing is asserted here)."""
+"""`bench/`: the harness's pure parts (no timing is asserted here)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,42 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import (
+from bench.curves import (
+    Curve,
+    CurveResult,
+    Point,
+    chained_stages,
+    measure_curve,
+    render_curves,
+    select_curves,
+)
+from bench.harness import (
     ABSOLUTE,
     OVERHEAD,
     RATIO,
+    THROUGHPUT,
     Pair,
-    Report,
     Result,
     Row,
     Sandbox,
+    Skip,
     Stats,
     Target,
     measure,
     parse_probe,
+    sample,
+    seconds,
+    spread,
+    untimed,
+)
+from bench.run import (
+    Report,
     render_json,
     render_markdown,
     render_notes,
     render_table,
-    sample,
-    seconds,
+    run,
     select_rows,
-    spread,
     verdict,
 )
 
@@ -116,9 +131,9 @@ def test_sample_interleaves_and_drops_the_warm_up() -> None:
 
 
 def test_results_folder_is_beside_the_harness() -> None:
-    from bench import run
+    from bench import harness
 
-    assert Path(run.__file__).parent / "results" == run.RESULTS
+    assert Path(harness.__file__).parent / "results" == harness.RESULTS
 
 
 def test_an_overhead_target_holds_the_difference_per_unit() -> None:
@@ -217,10 +232,76 @@ def test_the_issue_rows_are_listed_with_their_targets() -> None:
     from bench import run
 
     goals = {row.name: row.goal for row in run.ROWS}
-    assert goals["tracked repro, 3 trivial stages"] == Target(
-        0.25, OVERHEAD, units=3, unit="stage"
+    assert goals == {
+        "start-up": Target(0.8),
+        "no-op repro": Target(1.15),
+        "tracked repro, 3 trivial stages": Target(
+            0.25, OVERHEAD, units=3, unit="stage"
+        ),
+        "fingerprint, 1 GiB input in dvc.lock": Target(0.05, ABSOLUTE),
+        "no-op build (container runtime)": Target(0.3, ABSOLUTE),
+        "no-op build (Nix runtime)": Target(0.3, ABSOLUTE),
+        "data push, one 256 MiB file": Target(0.8, THROUGHPUT),
+        "no-op data pull, everything cached": Target(1.2),
+    }
+
+
+def test_a_throughput_target_is_the_peer_over_ours_and_higher_is_better() -> None:
+    goal = Target(0.8, THROUGHPUT)
+    assert goal.figure(ours=4.0, peer=3.0) == pytest.approx(0.75)
+    assert not goal.meets(0.75) and goal.meets(0.8)
+    missed = replace(_result(4.0, 3.0), goal=goal, target=0.8)
+    assert verdict(missed) == "0.75 (≥ 0.80 MISSED)"
+    assert verdict(replace(missed, our_stats=Stats(3.0, 3, 3, 5))) == (
+        "1.00 (≥ 0.80 ok)"
     )
-    assert goals["fingerprint, 1 GiB input in dvc.lock"] == Target(0.05, ABSOLUTE)
+
+
+def test_untimed_steps_run_around_the_figure_but_are_not_counted() -> None:
+    calls: list[str] = []
+    figure = untimed(
+        lambda: calls.append("timed") or 0.5,
+        before=lambda: calls.append("before"),
+        after=lambda: calls.append("after"),
+    )
+    assert figure() == 0.5
+    assert calls == ["before", "timed", "after"]
+
+
+def test_measure_closes_the_pair_even_when_a_figure_fails() -> None:
+    closed: list[bool] = []
+
+    def failing() -> float:
+        raise RuntimeError("exited with 1")
+
+    pair = Pair(failing, lambda: 1.0, close=lambda: closed.append(True))
+    row = Row("r", "a", "b", 1.0, lambda box: pair)
+    with pytest.raises(RuntimeError):
+        measure(row, Sandbox(Path("."), {}), runs=1)
+    assert closed == [True]
+
+
+def test_a_row_this_machine_cannot_measure_is_noted_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import run as bench_run
+
+    monkeypatch.setattr(bench_run, "describe_machine", lambda env: {"cpus": "2"})
+
+    def no_engine(box: Sandbox) -> Pair:
+        raise Skip("no container engine: nothing answers")
+
+    rows = [
+        Row("no-op build", "", "", 0.3, no_engine),
+        Row("start-up", "aero --help", "dvc --version", 0.8, lambda box: _pair()),
+    ]
+    report = run(rows, runs=1, quick=True)
+
+    assert [r.name for r in report.results] == ["start-up"]
+    assert report.skipped == {"no-op build": "no container engine: nothing answers"}
+    text = render_markdown(report)
+    assert "Skipped on this machine:\n\n- no-op build: no container engine" in text
+    assert json.loads(render_json(report))["skipped"] == report.skipped
 
 
 def test_trivial_stages_are_three_chained_stages() -> None:
@@ -249,3 +330,106 @@ def _pair(
     notes: dict[str, list[float]] | None = None,
 ) -> Pair:
     return Pair(ours or (lambda: 1.0), lambda: 2.0, (lambda: notes) if notes else None)
+
+
+# --- curves ------------------------------------------------------------------
+
+
+def _curve(*points: tuple[int, float, float]) -> CurveResult:
+    found = CurveResult("stages", "aero repro", "dvc repro", "stage", 0.01, 1.5)
+    for size, ours, peer in points:
+        found.points.append(
+            Point(size, Stats(ours, ours, ours, 3), Stats(peer, peer, peer, 3))
+        )
+    return found
+
+
+def test_a_fixed_start_up_cost_keeps_a_curve_flat() -> None:
+    # 1 s of start-up and 20 ms a stage: the overhead per stage only falls.
+    curve = _curve((1, 2.02, 1.0), (10, 3.2, 2.0), (50, 7.0, 5.0))
+    assert [round(p.overhead, 3) for p in curve.points] == [1.02, 0.12, 0.04]
+    assert curve.marginals()[1:] == [pytest.approx(0.02), pytest.approx(0.02)]
+    assert curve.flat
+
+
+def test_a_cost_growing_faster_than_the_size_is_not_flat() -> None:
+    # Our extra time grows with the square of the stages.
+    curve = _curve((1, 1.0, 1.0), (10, 2.0, 1.0), (50, 26.0, 1.0))
+    assert curve.points[-1].overhead == pytest.approx(0.5)
+    assert not curve.flat
+    assert curve.criterion == ("overhead per stage at 50 ≤ 1.5x that at 10, or ≤ 10 ms")
+
+
+def test_a_curve_under_its_floor_or_faster_than_the_peer_is_flat() -> None:
+    assert _curve((10, 1.0, 1.0), (50, 1.4, 1.0)).flat  # +8 ms a stage, floor 10
+    assert _curve((10, 1.0, 2.0), (50, 2.0, 2.5)).flat  # faster than the peer
+
+
+def test_curves_render_a_line_per_size_and_the_verdict() -> None:
+    text = render_curves([_curve((1, 2.02, 1.0), (10, 3.2, 2.0))])
+    lines = text.splitlines()
+    assert lines[0] == "### stages"
+    assert "| 1 | 2020 ms | 1000 ms | 2020 ms | 1000 ms | +1020 ms |  | 3 |" in lines
+    assert "| 10 | 3200 ms | 2000 ms | 320 ms | 200 ms | +120 ms | +20 ms | 3 |" in (
+        lines
+    )
+    assert lines[-1] == "flat: overhead per stage at 10 ≤ 1.5x that at 1, or ≤ 10 ms."
+
+
+def test_curves_go_to_the_report_and_the_json() -> None:
+    curve = _curve((1, 2.02, 1.0), (10, 3.2, 2.0))
+    report = Report({"cpus": "2"}, quick=False, curves=[curve])
+    assert "## Scaling\n" in render_markdown(report)
+    (found,) = json.loads(render_json(report))["curves"]
+    assert found["flat"] is True
+    assert found["points"][1]["marginal_overhead_per_unit"] == pytest.approx(0.02)
+    assert "marginal_overhead_per_unit" not in found["points"][0]
+
+
+def test_measure_curve_samples_each_size_in_its_own_sandbox(tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def prepare(box: Sandbox, size: int) -> Pair:
+        seen.append((box.root.name, size))
+        return Pair(lambda: size * 0.1, lambda: size * 0.05)
+
+    curve = Curve("c", "a", "b", "file", (10, 100), (3, 1), (1, 0), prepare, 0.001)
+    found = measure_curve(curve, tmp_path)
+
+    assert seen == [("size-10", 10), ("size-100", 100)]
+    assert [(p.size, p.ours.n, p.peer.n) for p in found.points] == [
+        (10, 3, 3),
+        (100, 1, 1),
+    ]
+    assert found.points[1].overhead == pytest.approx(0.05)
+
+
+def test_a_curve_needs_two_sizes_each_with_runs() -> None:
+    with pytest.raises(ValueError, match="two sizes"):
+        Curve("c", "a", "b", "file", (10,), (3,), (1,), lambda box, n: _pair(), 0.0)
+    with pytest.raises(ValueError, match="two sizes"):
+        Curve("c", "a", "b", "file", (1, 2), (3,), (1, 1), lambda box, n: _pair(), 0.0)
+
+
+def test_the_issue_curves_and_selecting_them() -> None:
+    from bench.curves import CURVES
+
+    sizes = {curve.unit: curve.sizes for curve in CURVES}
+    assert sizes == {"stage": (1, 10, 50), "file": (10, 1_000, 10_000)}
+    assert [c.name for c in select_curves(CURVES, ["STATUS"])] == [
+        "data status, 10 to 10,000 files in the dataset"
+    ]
+    assert select_curves(CURVES, []) == list(CURVES)
+
+
+def test_chained_stages_make_a_chain_of_the_size_asked() -> None:
+    import yaml
+
+    stages = yaml.safe_load(chained_stages(50))["stages"]
+    assert len(stages) == 50
+    assert "deps" not in stages["s1"]
+    assert stages["s50"] == {
+        "cmd": "cp s49.txt s50.txt",
+        "deps": ["s49.txt"],
+        "outs": ["s50.txt"],
+    }
