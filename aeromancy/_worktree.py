@@ -70,13 +70,13 @@ def create(root: Path, run_id: str, commit: str) -> Path:
         RerunError: the worktree's folder already exists.
     """
     where = path_for(root, run_id)
-    if where.parent.exists():
-        shown = os.path.relpath(where.parent, root)
+    if where.exists():
+        shown = os.path.relpath(where, root)
         raise RerunError(
             f"worktree {shown} already exists (kept by an earlier `aero rerun "
             f"--keep`?); remove it with `git worktree remove --force {shown}`"
         )
-    where.parent.mkdir(parents=True)
+    where.parent.mkdir(parents=True, exist_ok=True)
     gitstate.git(root, "worktree", "add", "--quiet", "--detach", str(where), commit)
     local = root / ".dvc" / "config.local"
     if local.is_file():

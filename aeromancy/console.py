@@ -6,13 +6,17 @@ Rich is imported on first use so that `aero --help` does not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["err", "out"]
+__all__ = ["err", "out", "stdout_to_stderr"]
 
 
 @functools.cache
@@ -29,3 +33,18 @@ def err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While open, whatever writes to stdout (a stage's command included, which
+    inherits the descriptor) goes to stderr, so that `--json` stays JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -12,6 +12,7 @@ environment and data run with new params, and nothing is verified.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -107,6 +108,31 @@ class Rerun:
     def diverged(self) -> bool:
         """Whether a verified output (or an input it came from) differs."""
         return bool(self.inputs) or any(o.verdict != IDENTICAL for o in self.outputs)
+
+    @property
+    def verdict(self) -> str:
+        """`reproduced`, `diverged`, `unverified` (--no-verify) or `changed`
+        (params changed on request, so nothing was compared)."""
+        if self.changes:
+            return "changed"
+        if not self.verified:
+            return "unverified"
+        return "diverged" if self.diverged else "reproduced"
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `aero rerun --json` prints."""
+        return {
+            "original": self.original.run_id,
+            "rerun": self.record.run_id,
+            "stage": self.record.stage,
+            "verdict": self.verdict,
+            "outputs": [dataclasses.asdict(o) for o in self.outputs],
+            "inputs": [dataclasses.asdict(d) for d in self.inputs],
+            "drift": [dataclasses.asdict(d) for d in self.drift],
+            "changes": [str(change) for change in self.changes],
+            "kept": str(self.kept) if self.kept else None,
+            "notes": list(self.notes),
+        }
 
 
 def rerun(

@@ -38,12 +38,21 @@ def command(
             help="Change a param (YAML value); the rerun is then not verified.",
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the verdict as JSON only (stage output to stderr)."
+        ),
+    ] = False,
 ) -> None:
     """Rerun RUN_ID from its record alone and say whether its outputs came back
     the same: exit 0 when identical, 3 when they diverged."""
+    import contextlib
+    import json
+
     from aeromancy import config, rerun
     from aeromancy.cli.repro import _done, _started
-    from aeromancy.console import err
+    from aeromancy.console import err, out, stdout_to_stderr
     from aeromancy.errors import RerunDivergedError
 
     changes = [rerun.ParamChange.parse(text) for text in settings or []]
@@ -54,18 +63,22 @@ def command(
             stage_run.result, stage_run.made_by or "", record.run_id if record else ""
         )
 
-    done = rerun.rerun(
-        config.find_root(),
-        run_id,
-        stage=stage,
-        verify=not no_verify,
-        keep=keep,
-        changes=changes,
-        on_note=lambda text: err().print(text, markup=False),
-        on_start=_started,
-        on_stage=stage_done,
-    )
-    _report(done)
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        done = rerun.rerun(
+            config.find_root(),
+            run_id,
+            stage=stage,
+            verify=not no_verify,
+            keep=keep,
+            changes=changes,
+            on_note=lambda text: err().print(text, markup=False),
+            on_start=_started,
+            on_stage=stage_done,
+        )
+    if as_json:
+        out().print_json(json.dumps(done.as_dict(), default=str))
+    else:
+        _report(done)
     if done.diverged:
         raise RerunDivergedError(_overall(done))
     err().print(_overall(done), markup=False)

@@ -109,11 +109,26 @@ def test_a_non_deterministic_stage_is_reported_diverged(aero, project: Path) -> 
 
     again = aero("rerun", train["run_id"], cwd=project)
     assert again.exit_code == 1
+    shown = f".aeromancy/worktrees/{train['run_id']}/{project.name}"
     assert again.lines == [
-        f"error: worktree .aeromancy/worktrees/{train['run_id']} already exists "
-        "(kept by an earlier `aero rerun --keep`?); remove it with "
-        f"`git worktree remove --force .aeromancy/worktrees/{train['run_id']}`"
+        f"error: worktree {shown} already exists (kept by an earlier `aero rerun "
+        f"--keep`?); remove it with `git worktree remove --force {shown}`"
     ]
+
+    # The fix the error gives works; then --json: the verdict alone on stdout
+    # (the stage's own output goes to stderr).
+    git(project, "worktree", "remove", "--force", shown)
+    as_json = aero("rerun", train["run_id"], "--json", cwd=project)
+    assert as_json.exit_code == 3, as_json.stderr
+    verdict = json.loads(as_json.stdout)
+    assert (verdict["original"], verdict["verdict"]) == (train["run_id"], "diverged")
+    assert [(o["path"], o["verdict"]) for o in verdict["outputs"]] == [
+        ("build/model.json", "differs")
+    ]
+    assert (
+        verdict["outputs"][0]["recorded"]["hash"]
+        == (train["outputs"]["build/model.json"]["hash"])
+    )
 
 
 def test_a_changed_param_rerun_is_recorded_with_rerun_of(aero, project: Path) -> None:  # type: ignore[no-untyped-def]
