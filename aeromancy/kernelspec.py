@@ -284,6 +284,7 @@ def _nix_kernel(
         **(start.launch or {}),
         "python": made.python,
         "env": made.env,
+        "shell_hook": made.shell_hook,
         "runtime_id": made.runtime_id,
         "client": str(client.package_copy(root.resolve() / KERNELS)),
     }

@@ -286,12 +286,17 @@ LOCAL_FLAKE = r"""{
 """
 
 
-def local_flake(mark: str = "from-the-shell", python: str = "/usr/bin/python3") -> str:
+def local_flake(
+    mark: str = "from-the-shell", python: str = "/usr/bin/python3", hook: str = ""
+) -> str:
     """`LOCAL_FLAKE` for this machine's system, exporting `AERO_FROM_SHELL=mark`,
-    its `python3` a link to `python`."""
+    its `python3` a link to `python`, with `hook` as its shellHook if given."""
     from aeromancy.runtime.nix import current_system
 
     flake = LOCAL_FLAKE.replace("SYSTEM", current_system()).replace("MARK", mark)
+    if hook:
+        line = f'AERO_FROM_SHELL = "{mark}";'
+        flake = flake.replace(line, f'{line}\n        shellHook = "{hook}";')
     return flake.replace("PYTHON", python)
 
 

@@ -25,6 +25,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ __all__ = ["LAUNCH_FILE", "main"]
 
 LAUNCH_FILE = "aeromancy-launch.json"
 _FROM_CALLER = ("HOME", "USER", "TERM", "LANG")
+_HOOK = "AEROMANCY_SHELL_HOOK"
 
 
 def main(argv: list[str]) -> int:
@@ -138,6 +140,12 @@ def _nix(launch: dict[str, Any], env: dict[str, str], connection: str, cwd: str)
         **env,
     }
     command = [launch["python"], "-m", "aeromancy.kernel.inside", "-f", connection]
+    if launch.get("shell_hook"):
+        # As for stages (`runtime/nixshell.py`): the hook first, by bash.
+        full[_HOOK] = launch["shell_hook"]
+        run_hook = f'eval "${_HOOK}"; unset {_HOOK}; exec "$@"'
+        bash = shutil.which("bash", path=full.get("PATH")) or "/bin/bash"
+        command = [bash, "-c", run_hook, "aero-kernel", *command]
     process = subprocess.Popen(command, env=full, cwd=cwd)
     with _forwarding(process.send_signal):
         return process.wait()

@@ -28,6 +28,7 @@ class NixKernel:
     env: dict[str, str]
     runtime_id: str
     built: bool
+    shell_hook: str = ""
     warnings: tuple[str, ...] = ()
 
 
@@ -47,7 +48,8 @@ def nix_kernel(
     runtime = NixRuntime(root, settings.runtime)
     runtime.progress = progress
     built = runtime.build()
-    env = dict(runtime.realise().env)
+    realised = runtime.realise()
+    env = dict(realised.env)
     python = shutil.which("python3", path=env.get("PATH", ""))
     if python is None:
         raise UserError(
@@ -66,4 +68,11 @@ def nix_kernel(
             f"the Nix dev shell's python3 ({python}) cannot import ipykernel; add "
             "it to the shell in flake.nix (python3.withPackages (p: [ p.ipykernel ]))"
         )
-    return NixKernel(python, env, built.runtime_id, built.built, built.warnings)
+    return NixKernel(
+        python,
+        env,
+        built.runtime_id,
+        built.built,
+        realised.shell_hook,
+        built.warnings,
+    )

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 ATTRIBUTE = "devShells.{system}.default"
 #: Where builds are cached and the GC root lives, under the project root.
 STATE = Path(".aeromancy") / "nix"
-_FORMAT = 1  # bump when NixBuild's JSON changes
+_FORMAT = 2  # bump when NixBuild's JSON changes
 # What `nix develop` keeps from the caller rather than the shell: build-time
 # values that mean nothing to a stage (Nix 2.8's list, src/nix/develop.cc).
 _NOT_FROM_SHELL = frozenset(
@@ -77,6 +77,7 @@ class NixBuild:
         closure: every store path the output needs.
         inputs: each locked flake input → its locked attributes.
         env: the variables the shell exports, as stages get them.
+        shell_hook: the shell's `shellHook`, run before each stage ("" for none).
         pinned: whether flake.lock pins every input (else it is not cached).
         warnings: one line each, for the user.
     """
@@ -88,6 +89,7 @@ class NixBuild:
     closure: NixClosure
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    shell_hook: str = ""
     pinned: bool = True
     warnings: tuple[str, ...] = ()
 
@@ -231,6 +233,7 @@ def evaluate(
         closure=NixClosure.from_path_info(info),
         inputs=locked_inputs(metadata),
         env=shell_env(dev_env),
+        shell_hook=shell_hook(dev_env),
         pinned=not nixcli.unlocked(warnings),
         warnings=tuple(_explain(warnings)),
     )
@@ -260,6 +263,13 @@ def shell_env(dev_env: dict[str, Any]) -> dict[str, str]:
         for name, variable in (dev_env.get("variables") or {}).items()
         if variable.get("type") == "exported" and name not in _NOT_FROM_SHELL
     }
+
+
+def shell_hook(dev_env: dict[str, Any]) -> str:
+    """The shell's `shellHook` from `nix print-dev-env --json`, "" when none."""
+    variable = (dev_env.get("variables") or {}).get("shellHook") or {}
+    value = variable.get("value")
+    return value if isinstance(value, str) else ""
 
 
 def cache_key(root: Path, settings: RuntimeConfig) -> str:

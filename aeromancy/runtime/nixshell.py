@@ -14,9 +14,11 @@ The environment is sealed the way a container is: `PATH` and every other
 variable come from the shell alone; from the caller the stage sees only `HOME`,
 `USER`, `TERM`, `TMPDIR`, DVC's `DVC_ROOT` and `DVC_STAGE`, and the variables
 named by `tool.aeromancy.runtime.pass_env` (passed by name: their values are
-never written down). `PYTHONUNBUFFERED=1` makes output stream live. TODO: the
-shell's `shellHook` is not run (`print-dev-env` reports it unexpanded); run it
-when a project needs one, at the cost of a bash per stage.
+never written down). `PYTHONUNBUFFERED=1` makes output stream live.
+
+A shell with a `shellHook` has it run before each stage, as `nix develop` runs
+it: by bash (the shell's, else the system's), which then execs the command's
+`sh`; that costs one bash per stage, so a shell without a hook does not pay it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["interactive", "running", "shell_script"]
 
 _FROM_CALLER = ("HOME", "USER", "TERM", "DVC_ROOT", "DVC_STAGE")
+_HOOK = "AEROMANCY_SHELL_HOOK"
 
 
 @contextmanager
@@ -73,10 +76,16 @@ def shell_script(build: NixBuild, names: Sequence[str]) -> str:
     passed = [f'{name}="${name}"' for name in (*_FROM_CALLER, *names)]
     fixed = ['TMPDIR="${TMPDIR:-/tmp}"', "PYTHONUNBUFFERED=1"]
     words = [shutil.which("env") or "/usr/bin/env", "-i", *assigned, *passed, *fixed]
+    sh = shlex.quote(_sh(build.env))
+    if build.shell_hook:
+        # The hook travels in a variable the hook's bash removes before the stage.
+        words.append(shlex.quote(f"{_HOOK}={build.shell_hook}"))
+        run_hook = f'eval "${_HOOK}"; unset {_HOOK}; exec {sh} "$@"'
+        sh = f"{shlex.quote(_bash(build.env))} -c {shlex.quote(run_hook)} aero-nix"
     return (
         "#!/bin/sh\n"
         f"# aero: a stage command in the Nix runtime {build.runtime_id[:12]}\n"
-        f'exec {" ".join(words)} {shlex.quote(_sh(build.env))} "$@"\n'
+        f'exec {" ".join(words)} {sh} "$@"\n'
     )
 
 
@@ -92,6 +101,13 @@ def _write(folder: Path, build: NixBuild, pass_env: Sequence[str]) -> str:
     path.write_text(shell_script(build, names), encoding="utf-8")
     path.chmod(0o700)
     return str(path)
+
+
+def _bash(env: dict[str, str]) -> str:
+    """The runtime's own `bash` when its PATH has one, else the system's."""
+    path = env.get("PATH")
+    found = shutil.which("bash", path=path) if path else None
+    return found or shutil.which("bash") or "/bin/bash"
 
 
 def _sh(env: dict[str, str]) -> str:

@@ -247,7 +247,8 @@ def test_a_nix_kernel_runs_in_the_shells_python_and_reads_its_pinned_bytes(
 
     # The Nix store cannot hold a Python with ipykernel offline: the shell's
     # python3 is a link to the Python running the tests, which has ipykernel.
-    (project / "flake.nix").write_text(local_flake(python=sys.executable))
+    hook = "export AERO_FROM_HOOK=hooked"
+    (project / "flake.nix").write_text(local_flake(python=sys.executable, hook=hook))
     git(project, "add", "flake.nix")
     configure_runtime(project, kind="nix")
     result = aero("repro", cwd=project)
@@ -261,11 +262,12 @@ def test_a_nix_kernel_runs_in_the_shells_python_and_reads_its_pinned_bytes(
     assert launch["env"]["AERO_FROM_SHELL"] == "from-the-shell"
 
     code = READ.format(path="build/model.json") + WHERE.format(path="build/model.json")
-    printed = _in_kernel("in-nix", code + "import os; print(os.environ['PATH'])")
+    code += "import os; print(os.environ['PATH']); print(os.environ['AERO_FROM_HOOK'])"
+    printed = _in_kernel("in-nix", code)
     assert base64.b64decode(printed[0]) == (project / "build/model.json").read_bytes()
     assert printed[3].startswith("/nix/store/"), printed
     assert printed[5] == "True"
-    assert printed[6] == launch["env"]["PATH"]
+    assert printed[6:8] == [launch["env"]["PATH"], "hooked"]
 
     # The flake moved on: the kernel uses the shell as it is now, and says so.
     (project / "flake.nix").write_text(local_flake("moved", python=sys.executable))

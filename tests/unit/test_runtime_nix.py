@@ -206,6 +206,29 @@ def test_stages_see_the_shells_environment_and_only_named_variables(
     assert "SHELL" not in os.environ or "aero-nix" not in os.environ["SHELL"]
 
 
+def test_the_shell_hook_runs_before_each_stage_as_nix_develop_runs_it(
+    flake: Path,
+) -> None:
+    hook = "export AERO_FROM_HOOK=hooked-$AERO_FROM_SHELL; echo hook ran >&2"
+    commit(flake, "flake.nix", local_flake(hook=hook))
+    result = NixRuntime(flake, SETTINGS).realise()
+    assert result.shell_hook == hook
+
+    with nixshell.running(result, []):
+        done = subprocess.run(
+            [
+                os.environ["SHELL"],
+                "-c",
+                "echo $AERO_FROM_HOOK ${AEROMANCY_SHELL_HOOK-gone}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert done.stdout == "hooked-from-the-shell gone\n"
+    assert done.stderr == "hook ran\n"
+
+
 def test_no_nix_on_path_is_one_line_naming_the_fix(
     flake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
