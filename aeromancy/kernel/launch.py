@@ -73,6 +73,7 @@ def _container(
     launch: dict[str, Any], env: dict[str, str], connection: str, folder: str, cwd: str
 ) -> int:
     from aeromancy.runtime import runflags
+    from aeromancy.runtime.container import as_caller
     from aeromancy.runtime.engine import Engine
 
     api = Engine(launch["engine"]).client().api
@@ -86,6 +87,7 @@ def _container(
         binds[launch["cache"]] = {"bind": launch["cache"], "mode": "ro"}
     create, host = runflags.parse(launch.get("run_flags", []))
     host.setdefault("binds", {}).update(binds)
+    as_caller(create, api)
     host["network_mode"] = "host"
     host["auto_remove"] = True  # also when we are killed before removing it
     create["environment"] = {**create.get("environment", {}), **env}

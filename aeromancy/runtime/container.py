@@ -43,6 +43,8 @@ __all__ = [
     "PASS_ENV",
     "ContainerStoppedError",
     "Session",
+    "as_caller",
+    "default_user",
     "outside_cache",
 ]
 
@@ -117,6 +119,7 @@ class Session:
             binds[str(cache)] = {"bind": str(cache), "mode": "ro"}
         create, host = runflags.parse(runtime.settings.run_flags)
         host.setdefault("binds", {}).update(binds)
+        as_caller(create, self.api)
         try:
             container = self.api.create_container(
                 built.image,
@@ -148,6 +151,35 @@ class Session:
             import logging
 
             logging.getLogger(__name__).debug("container %s: %s", container, exc)
+
+
+def as_caller(create: dict[str, Any], api: Any) -> None:
+    """Run the container as the calling user (`--user UID:GID`, `HOME=/tmp`)
+    unless `run_flags` names a user, so that what stages write into the
+    mounted project belongs to the user and not to root.
+
+    Only where it is needed: a caller who is root, or a rootless engine (whose
+    root is the caller already), keeps the image's user.
+    """
+    if "user" in create:
+        return
+    user = default_user(api.info(), os.getuid(), os.getgid())
+    if user is None:
+        return
+    create["user"] = user
+    environment = create.setdefault("environment", {})
+    environment.setdefault("HOME", "/tmp")  # the user has no home in the image
+
+
+def default_user(info: dict[str, Any], uid: int, gid: int) -> str | None:
+    """`UID:GID` when containers of the engine described by `info` (its
+    `/info`) would run as the host's real root and the caller is not root."""
+    if uid == 0:
+        return None
+    options = " ".join(str(o) for o in info.get("SecurityOptions") or ())
+    if "rootless" in options:
+        return None
+    return f"{uid}:{gid}"
 
 
 def _write_shell(folder: Path) -> str:

@@ -150,6 +150,30 @@ def test_tracked_stages_run_inside_the_image_with_the_repo_mounted(
     assert containers(container_project) == []
 
 
+def test_a_caller_who_is_not_root_owns_what_stages_write(
+    container_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aeromancy import config
+    from aeromancy.runtime import container
+    from aeromancy.runtime.docker import DockerRuntime
+
+    # This machine's tests run as root: the caller's uid is what we can vary,
+    # and the caller owns the project, as a user's checkout would be.
+    subprocess.run(["chown", "-R", "4321:4322", str(container_project)], check=True)
+    monkeypatch.setattr(container.os, "getuid", lambda: 4321)
+    monkeypatch.setattr(container.os, "getgid", lambda: 4322)
+    runtime = DockerRuntime(container_project, config.load(container_project).runtime)
+    with runtime.inside():
+        subprocess.run(
+            [os.environ["SHELL"], "-c", "id -u > owner.txt; echo $HOME >> owner.txt"],
+            cwd=container_project,
+            check=True,
+        )
+    written = container_project / "owner.txt"
+    assert written.read_text().split() == ["4321", "/tmp"]
+    assert (written.stat().st_uid, written.stat().st_gid) == (4321, 4322)
+
+
 def test_a_failing_stage_keeps_its_exit_code(container_project: Path) -> None:
     add_stage(container_project, "broken", "echo about to fail >&2; exit 3")
     result = run_aero("repro", "broken", cwd=container_project)

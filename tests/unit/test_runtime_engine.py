@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aeromancy.runtime.container import default_user
 from aeromancy.runtime.engine import Engine, EngineError, default_host, find_image
 from aeromancy.runtime.stage_shell import environment
 
@@ -66,3 +67,18 @@ def test_a_stage_sees_dvc_and_pass_env_only() -> None:
         "MYAPP_LEVEL": "3",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "uid", "user"),
+    [
+        (["name=seccomp,profile=default"], 1000, "1000:1000"),  # rootful Docker
+        (["name=seccomp,profile=default", "name=rootless"], 1000, None),  # rootless
+        (["name=seccomp,profile=default"], 0, None),  # the caller is root
+        (None, 1000, "1000:1000"),
+    ],
+)
+def test_containers_run_as_the_caller_only_where_root_would_own_the_files(
+    options: list[str] | None, uid: int, user: str | None
+) -> None:
+    assert default_user({"SecurityOptions": options}, uid, 1000) == user
