@@ -42,7 +42,7 @@ class _Tally:
         if category is None:
             return
         outcome = self.outcomes.setdefault(report.nodeid, _Outcome(category))
-        if report.when == "call" or report.failed:
+        if report.when == "call" or report.failed or _xfail(report):
             outcome.ran = outcome.ran or not (report.skipped and not _xfail(report))
         if report.failed or _xfail(report):
             outcome.passed = False
