@@ -36,6 +36,7 @@ from aeromancy.runs import SUCCEEDED, RunRecord
 log = logging.getLogger("aeromancy.tracking.wandb.worker")
 
 ONLINE_INIT_TIMEOUT = 10.0
+NICENESS = 10
 # Nothing about the machine, its environment, argv, git or console: the run
 # record already holds what matters, redacted.
 SETTINGS: dict[str, Any] = {
@@ -435,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lock_fd is not None:
         os.set_inheritable(args.lock_fd, False)  # W&B's service must not hold it
     os.dup2(2, 1)
+    # Background work: on a busy machine the stages and `aero` come first. W&B's
+    # service, started from here, inherits it.
+    os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

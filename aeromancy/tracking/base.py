@@ -70,7 +70,9 @@ class Tracker(Protocol):
         """Log one executed stage's (already redacted) run record."""
 
     def finish(self) -> list[str]:
-        """Flush everything logged; return warnings for the user, one line each."""
+        """Hand over everything logged; return warnings for the user, one line
+        each. W&B's worker may still be writing after this returns: its
+        warnings come from the next run's `finish`."""
 
 
 def open_tracker(
