@@ -28,9 +28,12 @@ def quiet() -> None:
         logger.propagate = True
 
 
-def open_repo(root: Path) -> Any:
-    """A `dvc.repo.Repo` for the project at `root`; use it as a context manager."""
+def open_repo(root: Path, remote_config: dict[str, Any] | None = None) -> Any:
+    """A `dvc.repo.Repo` for the project at `root`; use it as a context manager.
+
+    `remote_config` overrides settings of the default remote for this repo only.
+    """
     quiet()
     from dvc.repo import Repo
 
-    return Repo(str(root))
+    return Repo(str(root), remote_config=remote_config)

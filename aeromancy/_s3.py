@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aeromancy import data
+from aeromancy._stall import Watch, watched
 from aeromancy.errors import RemoteError
 
 __all__ = ["Pushed", "push_objects"]
@@ -150,18 +151,23 @@ def _upload(
             **_profile_settings(client),
         }
     )
-    subscribers = [_subscriber(progress)] if progress else []
+    watch = Watch()
+    subscribers = [_subscriber(progress, watch)]
     failures: dict[str, BaseException] = {}
-    with create_transfer_manager(client, settings) as manager:
-        futures = [
-            (oid, manager.upload(path, remote.bucket, key, subscribers=subscribers))
-            for oid, path, key in items
-        ]
-        for oid, future in futures:
-            try:
-                future.result()
-            except Exception as exc:
-                failures[oid] = exc
+
+    def upload_all() -> None:
+        with create_transfer_manager(client, settings) as manager:
+            futures = [
+                (oid, manager.upload(path, remote.bucket, key, subscribers=subscribers))
+                for oid, path, key in items
+            ]
+            for oid, future in futures:
+                try:
+                    future.result()
+                except Exception as exc:
+                    failures[oid] = exc
+
+    watched(upload_all, watch, remote.shown)
     return failures
 
 
@@ -189,12 +195,14 @@ def _bytes(value: Any) -> int:
     return int(text)
 
 
-def _subscriber(progress: Any) -> Any:
+def _subscriber(progress: Any, watch: Watch) -> Any:
     from s3transfer.subscribers import BaseSubscriber  # type: ignore[import-untyped]
 
     class Subscriber(BaseSubscriber):  # type: ignore[misc]
         def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
-            progress.advance(bytes_transferred)
+            watch.touch()
+            if progress:
+                progress.advance(bytes_transferred)
 
     return Subscriber()
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aeromancy import config
 from aeromancy.errors import RemoteError
+from aeromancy.redact import redact_url
 
 __all__ = [
     "CACHE_LINK_TYPES",
@@ -33,6 +34,7 @@ __all__ = [
     "check_reachable",
     "configure_dvc_remote",
     "default_local_remote",
+    "dvc_remote_overrides",
     "explain_s3_error",
     "is_bucket_name",
     "parse_remote",
@@ -76,6 +78,13 @@ class Remote:
     @property
     def prefix(self) -> str:
         return urlsplit(self.url).path.strip("/")
+
+    @property
+    def shown(self) -> str:
+        """The remote as messages name it: its URL, and the endpoint if any."""
+        if self.endpoint:
+            return f"{self.url} at {redact_url(self.endpoint)}"
+        return self.url
 
 
 def is_bucket_name(name: str) -> bool:
@@ -226,6 +235,15 @@ def _session(profile: str | None, region: str | None) -> Any:
     import boto3
 
     return boto3.session.Session(profile_name=profile, region_name=region)
+
+
+def dvc_remote_overrides(remote: Remote) -> dict[str, Any] | None:
+    """Settings for DVC's client of `remote` in Aeromancy's own transfers: an
+    S3 endpoint that stops answering fails a read in seconds, not botocore's
+    60 s retried by botocore and s3fs (`_stall.py` bounds the whole transfer)."""
+    if not remote.is_s3:
+        return None
+    return {"connect_timeout": 3, "read_timeout": 20}
 
 
 def check_reachable(remote: Remote) -> None:

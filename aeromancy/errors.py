@@ -49,6 +49,9 @@ class UserError(AeromancyError):
     """Something the user can fix; the message is one line and says how."""
 
     exit_code: int = 1
+    #: The process must end without waiting for its threads: work was
+    #: abandoned in one that may not return for minutes (see `_stall.py`).
+    exit_now: bool = False
 
     def __init__(self, message: str) -> None:
         # A message is one line: the CLI prints it as it is.

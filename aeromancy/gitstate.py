@@ -171,7 +171,7 @@ def dirty_paths(root: Path, *, repo: Any = None) -> list[DirtyPath]:
         "--untracked-files=normal",
         "--ignore-submodules=none",
     )
-    found = list(_parse_status(out))
+    found = _without_stage_outputs(root, list(_parse_status(out)), repo)
     found += _dataset_changes(root, repo)
     return sorted(found, key=lambda dirty: (dirty.path, dirty.state.value))
 
@@ -245,6 +245,60 @@ def _changed(xy: str, sub: str, path: str) -> DirtyPath:
 
 def _named(path: str, state: PathState) -> DirtyPath:
     return DirtyPath(path, state, _ROLES.get(path.rsplit("/", 1)[-1], ""))
+
+
+def _without_stage_outputs(
+    root: Path, found: list[DirtyPath], repo: Any
+) -> list[DirtyPath]:
+    """`found` without untracked files that are outputs of pipeline stages.
+
+    DVC owns those: a stage that failed or was interrupted leaves what it wrote,
+    which DVC has not git-ignored yet because no run recorded it; the next run
+    rewrites it. A folder git collapsed (`build/`) is looked into, so a file of
+    the user's that is no output is still named.
+    """
+    untracked = [d for d in found if d.state == PathState.UNTRACKED]
+    if not untracked:
+        return found
+    outputs = _stage_outputs(root, repo)
+    if not outputs:
+        return found
+    kept = [d for d in found if d.state != PathState.UNTRACKED]
+    for entry in untracked:
+        paths = [entry.path]
+        if entry.path.endswith("/"):
+            listed = git(root, "ls-files", "-z", "--others", "--exclude-standard")
+            paths = [p for p in listed.split("\0") if p.startswith(entry.path)]
+        left = [p for p in paths if not _under_any(p, outputs)]
+        if left == [entry.path]:
+            kept.append(entry)
+        else:
+            kept += [_named(path, PathState.UNTRACKED) for path in left]
+    return kept
+
+
+def _stage_outputs(root: Path, repo: Any) -> set[str]:
+    """The outputs of the stages in `dvc.yaml` files, from the root, `/` form."""
+    from aeromancy._dvc import open_repo
+
+    def outputs(opened: Any) -> set[str]:
+        top = Path(opened.root_dir)
+        return {
+            Path(os.path.relpath(out.fs_path, top)).as_posix()
+            for stage in opened.index.stages
+            if stage.path.endswith(("dvc.yaml", "dvc.yml"))
+            for out in stage.outs
+        }
+
+    if repo is not None:
+        return outputs(repo)
+    with open_repo(root) as opened:
+        return outputs(opened)
+
+
+def _under_any(path: str, outputs: set[str]) -> bool:
+    parts = path.rstrip("/").split("/")
+    return any("/".join(parts[:n]) in outputs for n in range(1, len(parts) + 1))
 
 
 def _dataset_changes(root: Path, repo: Any) -> list[DirtyPath]:

@@ -95,10 +95,12 @@ def repro(
             # A run with nothing to execute never pays for the tracker.
             tracker.start(session.run.invocation)
             started.append(True)
-        stage_run = session.handle(stage, result, tracker)
-        session.run.stages.append(stage_run)
+        stage_run, failure = session.handle(stage, result, tracker)
+        session.run.stages.append(stage_run)  # so its dvc.lock is committed
         if on_stage:
             on_stage(stage_run)
+        if failure is not None:
+            raise failure
 
     try:
         with session.runtime.inside():
@@ -136,7 +138,8 @@ class _Session:
         self.remote = _remote(settings)
         self.run = TrackedRun(invocation=runs.new_run_id())
         # One DVC repository for the clean-tree check and the pipeline.
-        self.repo = open_repo(root)
+        overrides = data.dvc_remote_overrides(self.remote) if self.remote else None
+        self.repo = open_repo(root, overrides)
         try:
             gitstate.require_clean(root, repo=self.repo)
             self.code = gitstate.code_state(root)
@@ -158,7 +161,11 @@ class _Session:
 
     def handle(
         self, stage: Any, result: pipeline.StageResult, tracker: Any
-    ) -> StageRun:
+    ) -> tuple[StageRun, RemoteError | None]:
+        """Record an executed stage (push, record, tracker) or name the run that
+        made an up-to-date one's outputs. A remote that fails is returned, once
+        the record is kept: the stage ran, and its record says what was pushed.
+        """
         inputs = fingerprint.stage_inputs(stage.repo, stage)
         inputs = dataclasses.replace(inputs, cmd=_redact_command(inputs.cmd))
         tree = redact_value(
@@ -167,7 +174,7 @@ class _Session:
         print_ = fingerprint.Fingerprint(tree)
         outputs = _outputs(stage)
         if result.status == pipeline.UP_TO_DATE:
-            return StageRun(result, made_by=self._made_by(result.name, outputs))
+            return StageRun(result, made_by=self._made_by(result.name, outputs)), None
 
         status = {
             pipeline.RAN: runs.SUCCEEDED,
@@ -182,11 +189,15 @@ class _Session:
                 failure = exc  # recorded with its outputs marked not pushed
         record = self._record(stage, result, status, print_, outputs)
         record.tracker = tracker.log(record)
-        self._save_manifests()
-        runs.save(self.root, record, self.remote)
-        if failure is not None:
-            raise failure
-        return StageRun(result, record=record)
+        for save in (
+            lambda: runs.save(self.root, record, self.remote),
+            self._save_manifests,
+        ):
+            try:
+                save()
+            except RemoteError as exc:  # the local copy is kept either way
+                failure = failure or exc
+        return StageRun(result, record=record), failure
 
     def _record(
         self,
@@ -346,6 +357,12 @@ def _push(
         raise RemoteError(
             f"outputs of stage '{stage.name}' were not pushed to {remote.url}: "
             f"{exc}; run `aero data push` once the remote is reachable"
+        ) from exc
+    except Exception as exc:  # botocore, aiohttp, OSError: the endpoint is gone
+        why = data.explain_s3_error(exc, remote).message if remote.is_s3 else exc
+        raise RemoteError(
+            f"outputs of stage '{stage.name}' were not pushed: {why}; run "
+            "`aero data push` once the remote is reachable"
         ) from exc
     for entry in outputs.values():
         entry["pushed"] = entry["cached"]

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from aeromancy import data
 from aeromancy._dvc import open_repo
+from aeromancy._stall import Watch, watched
 from aeromancy.errors import RemoteError, UserError
 
 __all__ = [
@@ -147,7 +148,10 @@ def pull(
     """
     remote = data.project_remote(root)
     jobs = jobs or default_jobs()
-    with open_repo(root) as repo, _dvc_errors(remote):
+    with (
+        open_repo(root, data.dvc_remote_overrides(remote)) as repo,
+        _dvc_errors(remote),
+    ):
         from dvc_data.hashfile.status import status as local_status
 
         cache = repo.cache.local
@@ -340,17 +344,24 @@ def _transfer(
 
     remote_odb, cache = (dest, src) if push else (src, dest)
     index = get_index(remote_odb)
+    watch = Watch()
     with _failures() as failures:
-        result = transfer(
-            src,
-            dest,
-            objs,
-            jobs=jobs,
-            verify=False if push else remote_odb.verify,
-            src_index=None if push else index,
-            dest_index=index if push else None,
-            cache_odb=cache,
-            callback=_bytes_callback(progress),
+        result = watched(
+            lambda: transfer(
+                src,
+                dest,
+                objs,
+                jobs=jobs,
+                # What comes from the remote is hashed on arrival: a corrupted
+                # object is refused, never put in the cache.
+                verify=not push,
+                src_index=None if push else index,
+                dest_index=index if push else None,
+                cache_odb=cache,
+                callback=_bytes_callback(progress, watch),
+            ),
+            watch,
+            remote.shown,
         )
     if result.failed and failures:
         log.debug("first transfer failure", exc_info=failures[0])
@@ -459,16 +470,20 @@ def _bytes_callback_class() -> type[Any]:
         callback it branches off for each file.
         """
 
-        def __init__(self, progress: Progress | None, child: bool = False) -> None:
+        def __init__(
+            self, progress: Progress | None, watch: Watch, child: bool = False
+        ) -> None:
             super().__init__()
             self._progress = progress
+            self._watch = watch
             self._child = child
             self._seen = 0
 
         def branched(self, path_1: str, path_2: str, **kwargs: Any) -> Any:
-            return Bytes(self._progress, child=True)
+            return Bytes(self._progress, self._watch, child=True)
 
         def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
+            self._watch.touch()
             delta, self._seen = self.value - self._seen, self.value
             if self._child and self._progress and delta > 0:
                 self._progress.advance(delta)
@@ -479,7 +494,7 @@ def _bytes_callback_class() -> type[Any]:
 _classes: dict[str, type[Any]] = {}
 
 
-def _bytes_callback(progress: Progress | None) -> Any:
+def _bytes_callback(progress: Progress | None, watch: Watch) -> Any:
     if "bytes" not in _classes:
         _classes["bytes"] = _bytes_callback_class()
-    return _classes["bytes"](progress)
+    return _classes["bytes"](progress, watch)

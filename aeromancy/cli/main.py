@@ -97,7 +97,7 @@ def main() -> None:
     except UserError as exc:
         if _debug["on"]:
             raise
-        _fail(exc.message, exc.exit_code)
+        _fail(exc.message, exc.exit_code, now=exc.exit_now)
     except AeromancyError as exc:  # a bug: an error we raised without a user line
         if _debug["on"]:
             raise
@@ -117,11 +117,15 @@ def _usage_line(exc: Any) -> str:
     return f"{exc.format_message().rstrip('.')}{hint}"
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, *, now: bool = False) -> None:
     from rich.markup import escape
 
     from aeromancy.console import err
 
     # Escaped: a message may hold brackets ("no [tool.aeromancy] table").
     err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    if now:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)

