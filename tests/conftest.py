@@ -18,6 +18,12 @@ from typing import Any
 
 import pytest
 
+# The fault suite's closing line counts marked tests from the whole session.
+from tests.faults.summary import (  # noqa: F401
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)
+
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
 

@@ -85,6 +85,7 @@ def test_mlflow_runs_are_read_back_by_the_mlflow_api(tmp_path: Path) -> None:
     assert found[0].data.params
 
 
+@pytest.mark.secrets  # counted by the fault suite's summary line
 @pytest.mark.parametrize("tracker", ["wandb", "mlflow", "none"])
 def test_secret_canary_reaches_no_written_file(
     tmp_path: Path, s3: S3, monkeypatch: pytest.MonkeyPatch, tracker: str
