@@ -17,9 +17,11 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aeromancy import data
+from aeromancy._objects import listing
 from aeromancy._stall import Watch, watched
 from aeromancy.errors import RemoteError
 
@@ -88,6 +90,49 @@ def push_objects(
         log.debug("push failed", exc_info=first)
         raise _explain(first, remote, len(failed), len(send) + len(complete))
     return Pushed(len(send), nbytes, len(absent))
+
+
+def push_workspace(
+    root: Path, remote: data.Remote, jobs: int, progress: Any = None
+) -> Pushed | None:
+    """The S3 push of the whole workspace, its objects read from the DVC files
+    (`_objects.py`) instead of an opened DVC repository; None when DVC must
+    be asked (a layout `_objects` does not read, a remote DVC sees otherwise)."""
+    from aeromancy import _objects
+    from aeromancy._dvc_transfer import dvc_errors
+
+    if not _dvc_remote_is(root, remote):
+        return None
+    cache = _objects.LocalCache(data.cache_dir(root) or root / ".dvc" / "cache")
+    objs = _objects.workspace_objects(root, cache.path)
+    if objs is None:
+        return None
+    bucket_path = f"{remote.bucket}/{remote.prefix}".rstrip("/")
+    odb = _objects.RemoteLayout(bucket_path)
+    with dvc_errors(remote):
+        return push_objects(remote, cache, odb, objs, jobs, progress)
+
+
+def _dvc_remote_is(root: Path, remote: data.Remote) -> bool:
+    """Whether DVC's default remote is `remote` as Aeromancy configured it: the
+    same URL, and no options that change where objects go."""
+    from configobj import ConfigObj  # type: ignore[import-untyped]  # DVC's reader
+
+    merged: dict[str, Any] = {}
+    for name in ("config", "config.local"):
+        path = root / ".dvc" / name
+        if path.is_file():
+            found = ConfigObj(str(path))
+            merged.setdefault("core", {}).update(found.get("core", {}))
+            for section, values in found.items():
+                if section.startswith("remote "):
+                    merged.setdefault(section, {}).update(values)
+    name = merged.get("core", {}).get("remote")
+    section = merged.get(f'remote "{name}"', {})
+    if section.get("url") != remote.url:
+        return False
+    layout = ("version_aware", "worktree")
+    return not any(str(section.get(key, "")).lower() == "true" for key in layout)
 
 
 def _key(odb: Any, oid: str) -> str:
@@ -208,11 +253,9 @@ def _subscriber(progress: Any, watch: Watch) -> Any:
 
 
 def _members(cache: Any, hash_info: Any) -> set[str]:
-    from dvc_data.hashfile.tree import Tree
-
     try:
-        return {str(oid.value) for _, _, oid in Tree.load(cache, hash_info)}
-    except FileNotFoundError:
+        return listing(cache, hash_info.value)
+    except (OSError, ValueError, KeyError, TypeError):
         return {"<listing missing>"}
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "CACHE_LINK_TYPES",
     "DVC_REMOTE_NAME",
     "Remote",
+    "cache_dir",
     "change_remote",
     "check_reachable",
     "configure_dvc_remote",
@@ -167,6 +168,22 @@ def change_remote(root: Path, remote: Remote) -> None:
     except Exception:
         pyproject.write_bytes(before)
         raise
+
+
+def cache_dir(root: Path) -> Path | None:
+    """The DVC cache the project uses (`cache.dir` of `.dvc/config.local`, then
+    `.dvc/config`); None for DVC's default inside the repository."""
+    from configobj import ConfigObj  # type: ignore[import-untyped]  # DVC's reader
+
+    for name in ("config.local", "config"):
+        path = root / ".dvc" / name
+        if not path.is_file():
+            continue
+        folder = ConfigObj(str(path)).get("cache", {}).get("dir")
+        if folder:
+            # DVC resolves a relative cache.dir against the config's folder.
+            return (root / ".dvc" / Path(folder).expanduser()).resolve()
+    return None
 
 
 def shared_cache_dir() -> Path:

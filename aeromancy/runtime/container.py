@@ -204,24 +204,10 @@ def _restore(saved: dict[str, str | None]) -> None:
 def outside_cache(root: Path) -> Path | None:
     """The DVC cache the project uses when it is outside the project (so a
     container needs it mounted); None when it is inside."""
-    cache = _cache_dir(root)
+    from aeromancy.data import cache_dir
+
+    cache = cache_dir(root)
     return cache if cache is not None and not _inside(cache, root) else None
-
-
-def _cache_dir(root: Path) -> Path | None:
-    """The DVC cache the project uses (`cache.dir` of `.dvc/config.local`, then
-    `.dvc/config`); None for DVC's default inside the repository."""
-    from configobj import ConfigObj  # type: ignore[import-untyped]  # DVC's reader
-
-    for name in ("config.local", "config"):
-        path = root / ".dvc" / name
-        if not path.is_file():
-            continue
-        folder = ConfigObj(str(path)).get("cache", {}).get("dir")
-        if folder:
-            # DVC resolves a relative cache.dir against the config's folder.
-            return (root / ".dvc" / Path(folder).expanduser()).resolve()
-    return None
 
 
 def _inside(path: Path, root: Path) -> bool:
