@@ -292,8 +292,15 @@ def _stage_outputs(root: Path, repo: Any) -> set[str]:
 
     if repo is not None:
         return outputs(repo)
-    with open_repo(root) as opened:
-        return outputs(opened)
+    if not (root / ".dvc").is_dir():
+        return set()
+    from dvc.exceptions import DvcException
+
+    try:
+        with open_repo(root) as opened:
+            return outputs(opened)
+    except DvcException:  # a dvc.yaml DVC cannot read: every path is named
+        return set()
 
 
 def _under_any(path: str, outputs: set[str]) -> bool:

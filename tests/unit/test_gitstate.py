@@ -193,3 +193,17 @@ def test_repository_without_commit(tmp_path: Path) -> None:
     git(tmp_path, "init", "--quiet")
     with pytest.raises(gitstate.GitError, match="no commit yet"):
         gitstate.code_state(tmp_path)
+
+
+def test_untracked_stage_outputs_are_dvcs_but_other_files_beside_them_are_named(
+    project: Path,
+) -> None:
+    from aeromancy.gitstate import dirty_paths
+
+    # What a stage that failed leaves: its output, not yet git-ignored by DVC.
+    (project / "build").mkdir()
+    (project / "build" / "model.json").write_text("{}")
+    assert dirty_paths(project) == []
+
+    (project / "build" / "notes.txt").write_text("mine\n")
+    assert [str(d) for d in dirty_paths(project)] == ["build/notes.txt (untracked)"]
