@@ -213,8 +213,8 @@ class _Bar:
 
         from aeromancy.console import err
 
-        if not files:
-            return
+        if not files or not err().is_terminal:
+            return  # a bar nobody sees would only take time from the transfer
         self._progress = Progress(
             TextColumn(f"{files} file{'s' if files != 1 else ''}"),
             BarColumn(),

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aeromancy.cli._typer import Group
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -18,6 +20,8 @@ app = typer.Typer(
     help="List, show and compare tracked runs.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    cls=Group,
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]

@@ -43,3 +43,22 @@ def test_repro_help_names_the_targets() -> None:
     result = CliRunner().invoke(app, ["repro", "--help"])
     assert "aero repro [OPTIONS] [TARGETS]..." in result.output
     assert "TARGETS are the stages to reproduce" in result.output
+
+
+def test_plain_parameters_parse_without_pydantic(tmp_path: Path) -> None:
+    for args in (
+        ["data", "push", "data/x", "--jobs", "3"],
+        ["runs", "list", "--json"],
+        ["rerun", "some-run", "--stage", "train", "--set", "a=1"],
+        ["doctor", "--json"],
+    ):
+        assert _modules_after(args, tmp_path) == [], args
+
+
+def test_a_bad_plain_value_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["data", "push", "--jobs", "0"])
+    assert result.exit_code == 2
+    assert "0 is not at least 1" in result.output
+    result = CliRunner().invoke(app, ["data", "push", "--jobs", "many"])
+    assert result.exit_code == 2
+    assert "'many' is not a valid int" in result.output
