@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["err", "out", "stdout_to_stderr"]
+__all__ = ["err", "out", "say", "stdout_to_stderr", "warn"]
 
 
 @functools.cache
@@ -48,3 +48,21 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def say(text: str, *, data: bool = False) -> None:
+    """One plain line: a message on stderr, or `data` on stdout. Written
+    directly, so a short command needs no rich (about 50 ms to import)."""
+    stream = sys.stdout if data else sys.stderr
+    stream.write(f"{text}\n")
+    stream.flush()
+
+
+def warn(text: str) -> None:
+    """`warning: text` on stderr, the word in yellow on a terminal."""
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        from rich.markup import escape
+
+        err().print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+    else:
+        say(f"warning: {text}")

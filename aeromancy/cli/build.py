@@ -20,20 +20,20 @@ def command(
 ) -> None:
     """Build the runtime image (or find it by its id) and print the runtime id."""
     from aeromancy import config
-    from aeromancy.console import err, out
+    from aeromancy.console import say, warn
 
     root = config.find_root()
     chosen = select(config.load(root), runtime)
     built = chosen.build()
     for warning in built.warnings:
-        err().print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
     if chosen.kind == "host":
-        err().print("host runtime: nothing to build (unsealed)", markup=False)
+        say("host runtime: nothing to build (unsealed)")
     elif built.built:
-        err().print(f"built {built.reference} ({built.image})", markup=False)
+        say(f"built {built.reference} ({built.image})")
     else:
-        err().print(f"up to date: {built.reference} ({built.image})", markup=False)
-    out().print(built.runtime_id, markup=False)
+        say(f"up to date: {built.reference} ({built.image})")
+    say(built.runtime_id, data=True)
 
 
 def select(settings: config.Config, kind: Kind | None) -> Runtime:

@@ -75,6 +75,8 @@ class DockerRuntime:
     def build(self) -> Built:
         """The image for this runtime: found by its id label, else built."""
         if self._built is None:
+            self._built = self._tagged()
+        if self._built is None:
             images = self.engine.images()
             spec = self.resolve(images)
             found = [
@@ -84,6 +86,8 @@ class DockerRuntime:
             ]
             if found:
                 self._built = self._result(spec, found[0]["Id"], built=False)
+                # Tagged for this project, the next lookup is by name (fast).
+                self.engine.tag(self._built.image, self._built.reference)
             else:
                 self._built = self.build_image(spec)
         return self._built
@@ -123,6 +127,22 @@ class DockerRuntime:
 
         return Session(self).shell(cwd)
 
+    def _tagged(self) -> Built | None:
+        """The image, found with two lookups by name (the base, then the tag
+        `build` gives the runtime) instead of listing every image; None when
+        either is not found that way (a base named by a short name the engine
+        does not resolve, an image untagged since), so the listing decides."""
+        spec = image.spec(self.root, self.settings)
+        if spec.base:
+            found = self.engine.inspect(spec.base)
+            if found is None:
+                return None
+            spec = dataclasses.replace(spec, base_digest=_base_digest(spec, found))
+        tagged = self.engine.inspect(self.tag(spec.runtime_id))
+        if tagged is None or tagged["Labels"].get(image.LABEL) != spec.runtime_id:
+            return None
+        return self._result(spec, str(tagged["Id"]), built=False)
+
     def resolve(self, images: list[dict[str, Any]]) -> image.ImageSpec:
         """The image spec with its base image's digest, as this engine has it."""
         spec = image.spec(self.root, self.settings)
@@ -136,11 +156,7 @@ class DockerRuntime:
                 "scripts/setup-podman builds localhost/aeromancy-base:bookworm) or "
                 "set tool.aeromancy.runtime.base_image to an image you have"
             )
-        if "@" in spec.base:
-            digest = spec.base.split("@", 1)[1]
-        else:
-            digest = _repo_digest(found) or str(found["Id"])
-        return dataclasses.replace(spec, base_digest=digest)
+        return dataclasses.replace(spec, base_digest=_base_digest(spec, found))
 
     def _result(self, spec: image.ImageSpec, image_id: str, *, built: bool) -> Built:
         self._spec = spec
@@ -266,6 +282,14 @@ class DockerRuntime:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+
+def _base_digest(spec: image.ImageSpec, found: dict[str, Any]) -> str:
+    """What the record keeps of the base: the digest it is pinned by, else the
+    engine's repository digest, else its image id."""
+    if "@" in spec.base:
+        return spec.base.split("@", 1)[1]
+    return _repo_digest(found) or str(found["Id"])
 
 
 def _repo_digest(found: dict[str, Any]) -> str | None:

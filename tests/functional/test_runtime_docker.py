@@ -68,7 +68,7 @@ def test_build_prints_the_id_and_a_second_build_only_looks_it_up(
     assert again.lines[-1].startswith(f"up to date: aeromancy/demo:{runtime_id[:12]}")
 
 
-def test_a_noop_build_is_one_request_and_never_the_engines_build(
+def test_a_noop_build_is_two_lookups_and_never_the_engines_build(
     container_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aeromancy import config
@@ -81,19 +81,37 @@ def test_a_noop_build_is_one_request_and_never_the_engines_build(
     requests: list[str] = []
     original = Engine.request
 
-    def counted(self: Engine, method: str, path: str, payload: object = None) -> object:
+    def counted(
+        self: Engine, method: str, path: str, payload: object = None, **kw: bool
+    ) -> object:
         requests.append(f"{method} {path}")
-        return original(self, method, path, payload)
+        return original(self, method, path, payload, **kw)
 
     def no_sdk(self: Engine) -> object:
         raise AssertionError("a no-op build must not need the SDK (nor build)")
 
+    sdk = Engine.client
     monkeypatch.setattr(Engine, "request", counted)
     monkeypatch.setattr(Engine, "client", no_sdk)
     found = DockerRuntime(container_project, settings.runtime).build()
     assert found == expected
     assert not found.built
-    assert requests == ["GET /images/json"]
+    tag = f"aeromancy/demo:{expected.runtime_id[:12]}"
+    assert requests == [
+        "GET /images/localhost/aeromancy-base:bookworm/json",
+        f"GET /images/{tag}/json",
+    ]
+
+    # An image found by its label alone (retagged by someone) is still found,
+    # by listing every image once.
+    monkeypatch.setattr(Engine, "client", sdk)
+    api = Engine().client().api
+    api.tag(expected.image, "aeromancy/retagged", expected.runtime_id[:12])
+    api.remove_image(tag)
+    requests.clear()
+    again = DockerRuntime(container_project, settings.runtime).build()
+    assert (again.image, again.built) == (expected.image, False)
+    assert requests[-1] == "GET /images/json"
 
 
 def test_stock_podman_sees_the_label_and_the_recorded_debian_manifest(
