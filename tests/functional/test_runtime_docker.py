@@ -111,7 +111,12 @@ def test_a_noop_build_is_two_lookups_and_never_the_engines_build(
     requests.clear()
     again = DockerRuntime(container_project, settings.runtime).build()
     assert (again.image, again.built) == (expected.image, False)
-    assert requests[-1] == "GET /images/json"
+    assert requests[-2] == "GET /images/json"
+    assert requests[-1].startswith(f"POST /images/{expected.image}/tag?")
+    # Tagged again for the project: the next build is two lookups again.
+    requests.clear()
+    DockerRuntime(container_project, settings.runtime).build()
+    assert len(requests) == 2
 
 
 def test_stock_podman_sees_the_label_and_the_recorded_debian_manifest(
