@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from aeromancy import config
-from tests.conftest import Result, git, records, run_aero
+from tests.conftest import S3, Result, git, records, run_aero, s3_project
 from tests.faults.conftest import RestartableS3
 
 pytestmark = pytest.mark.fault
@@ -96,21 +96,9 @@ def in_local_store(root: Path) -> Any:
     return lambda digest: (store / "files" / "md5" / digest[:2] / digest[2:]).is_file()
 
 
-def s3_init(root: Path, server: RestartableS3, prefix: str = "proj") -> Path:
-    made = run_aero(
-        "init",
-        str(root),
-        "--runtime",
-        "host",
-        "--tracker",
-        "none",
-        "--remote",
-        f"s3://{BUCKET}/{prefix}",
-        "--endpoint",
-        server.endpoint,
-    )
-    assert made.exit_code == 0, made.stderr
-    return root
+def s3_init(root: Path, server: RestartableS3) -> Path:
+    """`aero init` a host project on the restartable server's bucket."""
+    return s3_project(root, S3(endpoint=server.endpoint, bucket=BUCKET))
 
 
 def statuses(root: Path) -> dict[str, str]:
